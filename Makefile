@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: GPL-2.0
+# SO_REUSERPS: build, boot and test the series.  See README.md.
+#
+#   make          install what is missing, build the patched kernel, boot it
+#                 and show connections being steered by CPU
+#   make check    every test: series checks, host, KUnit, kselftests in a
+#                 4-vCPU guest, the harness's own tests
+
+H      := $(CURDIR)/harness
+BUILD  ?= $(CURDIR)/build
+CPUS   ?= 4
+# KUnit suites to run at boot (a kunit.filter_glob).
+KUNIT_GLOB ?= net_core
+# One program of the selftests manifest, e.g. T=so_incoming_cpu.
+T      ?=
+export BUILD CPUS KUNIT_GLOB
+
+MANIFEST := $(BUILD)/tests/selftests.manifest
+
+.NOTPARALLEL:
+.PHONY: all demo deps tree series series-check kernel tests kunit selftests \
+	host-test harness-test check each-commit clean distclean
+
+all: demo
+
+deps:
+	$(H)/deps.sh
+
+# build/linux: the base tree with the series applied as commits.
+tree: deps
+	$(H)/series.py assemble
+
+# build/series: what git am and the mailing list get.
+series: deps
+	$(H)/series.py format
+
+# git am onto a fresh base gives the same tree; checkpatch --strict.
+series-check: deps
+	$(H)/series.py verify
+
+kernel: tree
+	$(H)/kbuild.sh
+
+tests: kernel
+	$(H)/build-tests.sh
+
+kunit: kernel
+	$(H)/guest.py --name kunit --kunit '$(KUNIT_GLOB)' --cpus $(CPUS)
+
+selftests: tests
+	$(H)/guest.py --name selftests --cpus $(CPUS) \
+		--manifest $(if $(T),$(BUILD)/tests/one.manifest,$(MANIFEST)) \
+		$(if $(T),--show-output)
+
+ifneq ($(T),)
+selftests: one-manifest
+.PHONY: one-manifest
+one-manifest: tests
+	@grep -E '^$(T) ' $(MANIFEST) >$(BUILD)/tests/one.manifest || \
+		{ echo "no program '$(T)' in $(MANIFEST)"; exit 1; }
+endif
+
+host-test:
+	@if [ -f Cargo.toml ]; then cargo test --release; \
+	else echo "host-test: no host crate yet"; fi
+
+harness-test: kernel
+	$(H)/test-harness.sh
+
+demo: tests
+	$(H)/guest.py --name demo --cpus $(CPUS) --manifest $(MANIFEST) \
+		--show-output
+
+check:
+	$(H)/check.sh
+
+# Build every commit of the series in turn (each must build on its own).
+each-commit: deps
+	$(H)/each-commit.sh
+
+clean:
+	rm -rf $(BUILD)/kbuild $(BUILD)/tests $(BUILD)/results $(BUILD)/series \
+		$(BUILD)/logs
+
+distclean:
+	rm -rf $(BUILD) target

@@ -1,0 +1,124 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# `make check`: every stage in order, each timed, each ring's cases counted.
+# A build stage that fails skips the stages that need it and counts as one
+# failure; the closing line sums every ring: `N passed, N failed, N skipped`.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+build=${BUILD:-$repo/build}
+export BUILD=$build
+mkdir -p "$build/logs"
+cpus=${CPUS:-4}
+kunit_glob=${KUNIT_GLOB:-net_core}
+
+passed=0
+failed=0
+skipped=0
+timing=()
+broken=() # stages that failed
+
+add_counts() { # PASS FAIL SKIP
+	passed=$((passed + $1))
+	failed=$((failed + $2))
+	skipped=$((skipped + $3))
+}
+
+stage() { # NAME COMMAND...: run, tee the log, time it; 0 if it passed
+	local name=$1 t0 rc
+	shift
+	echo "=== $name: $*"
+	t0=$(date +%s)
+	"$@" 2>&1 | tee "$build/logs/$name.log"
+	rc=${PIPESTATUS[0]}
+	timing+=("$(printf '%-14s %5d s  %s' "$name" $(($(date +%s) - t0)) \
+		"$([ "$rc" = 0 ] && echo ok || echo "FAILED (exit $rc)")")")
+	[ "$rc" = 0 ] || broken+=("$name")
+	return "$rc"
+}
+
+skip_stage() {
+	timing+=("$(printf '%-14s %7s  %s' "$1" "-" "not run: $2")")
+}
+
+guest_counts() { # RUN: read build/results/RUN/counts, or count one failure
+	local f=$build/results/$1/counts
+	if [ -f "$f" ]; then
+		add_counts $(python3 -c 'import json,sys
+c = json.load(open(sys.argv[1]))
+print(c["pass"], c["fail"], c["skip"])' "$f")
+	else
+		add_counts 0 1 0
+	fi
+}
+
+t_start=$(date +%s)
+built=0
+if stage deps "$here/deps.sh"; then
+	# The series as posted: git am gives the same tree, checkpatch is
+	# clean (one case per patch).  A failure here still lets the kernel
+	# and the tests run.
+	stage series "$here/series.py" verify
+	p=$(grep -cE '^(checkpatch: .*: clean|series: git am .* exactly)$' \
+		"$build/logs/series.log")
+	f=$(grep -cE '^checkpatch: .*: PROBLEMS$' "$build/logs/series.log")
+	if [[ " ${broken[*]} " == *" series "* ]] && [ "$f" = 0 ]; then
+		f=1 # It failed before checkpatch: assembly or git am.
+	fi
+	add_counts "$p" "$f" 0
+	stage each-commit "$here/each-commit.sh" || add_counts 0 1 0
+	if stage kernel bash -c '"$1/series.py" assemble && "$1/kbuild.sh"' \
+		_ "$here"; then
+		built=1
+	else
+		add_counts 0 1 0
+	fi
+else
+	add_counts 0 1 0
+fi
+
+if [ -f "$repo/Cargo.toml" ]; then
+	if stage host-tests cargo test --manifest-path "$repo/Cargo.toml" \
+		--release; then :; fi
+	read -r p f i < <(awk '/^test result:/ {
+		for (n = 1; n <= NF; n++) {
+			if ($(n+1) ~ /^passed/) p += $n
+			if ($(n+1) ~ /^failed/) f += $n
+			if ($(n+1) ~ /^ignored/) i += $n
+		} } END { print p+0, f+0, i+0 }' "$build/logs/host-tests.log")
+	if [ "$p$f" = 00 ] || [[ " ${broken[*]} " == *" host-tests "* ]]; then
+		[ "$f" -gt 0 ] || f=1
+	fi
+	add_counts "$p" "$f" "$i"
+else
+	skip_stage host-tests "no host crate (Cargo.toml) yet"
+fi
+
+if [ "$built" = 1 ]; then
+	stage kunit "$here/guest.py" --name kunit --kunit "$kunit_glob" \
+		--cpus "$cpus"
+	guest_counts kunit
+	if stage tests-build "$here/build-tests.sh"; then
+		stage selftests "$here/guest.py" --name selftests --cpus "$cpus" \
+			--manifest "$build/tests/selftests.manifest"
+		guest_counts selftests
+	else
+		add_counts 0 1 0
+	fi
+	stage harness "$here/test-harness.sh"
+	read -r p f < <(sed -n 's/^harness: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' \
+		"$build/logs/harness.log")
+	add_counts "${p:-0}" "${f:-1}" 0
+else
+	for s in kunit tests-build selftests harness; do
+		skip_stage "$s" "no kernel"
+	done
+fi
+
+echo
+echo "=== stage times (total $(($(date +%s) - t_start)) s)"
+printf '%s\n' "${timing[@]}"
+[ ${#broken[@]} -eq 0 ] || echo "failed stages: ${broken[*]}"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ] && [ ${#broken[@]} -eq 0 ]

@@ -1,0 +1,73 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Install what this project needs and is missing; a second run does nothing.
+# Debian 12 packages (Rust pinned: rustc and its library source must match
+# exactly to build `core`), bindgen-cli from crates.io, and virtme-ng + b4
+# in a venv under build/.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+build=${BUILD:-$repo/build}
+rustver=1.85.0+dfsg3-1~deb12u3
+bindgen_ver=0.70.1
+
+pkgs=(
+	linux-source-6.12 build-essential flex bison bc cpio kmod
+	libelf-dev libssl-dev libclang-14-dev clang-14
+	qemu-system-x86 busybox-static python3-venv python3-ply python3-git
+	codespell git perl
+	"rustc-web=$rustver" "rust-web-src=$rustver"
+	"libstd-rust-web-dev=$rustver" "libstd-rust-web-1.85=$rustver"
+	"rustfmt-web=$rustver"
+)
+
+sudo=
+[ "$(id -u)" = 0 ] || sudo=sudo
+
+missing=()
+for p in "${pkgs[@]}"; do
+	name=${p%%=*}
+	want=${p#*=}
+	[ "$want" = "$p" ] && want=
+	have=$(dpkg-query -W -f='${Status} ${Version}' "$name" 2>/dev/null ||
+		true)
+	case "$have" in
+	"install ok installed "*)
+		[ -z "$want" ] || [ "${have##* }" = "$want" ] && continue
+		;;
+	esac
+	missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps: installing ${missing[*]}"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+		--allow-downgrades "${missing[@]}" >/dev/null
+fi
+
+bindgen=${CARGO_HOME:-$HOME/.cargo}/bin/bindgen
+if [ "$("$bindgen" --version 2>/dev/null)" != "bindgen $bindgen_ver" ]; then
+	echo "deps: installing bindgen-cli $bindgen_ver"
+	cargo install --quiet --locked bindgen-cli --version "$bindgen_ver"
+fi
+
+venv=$build/venv
+if ! "$venv/bin/vng" --version >/dev/null 2>&1 ||
+	! "$venv/bin/b4" --version >/dev/null 2>&1; then
+	echo "deps: installing virtme-ng and b4 into $venv"
+	python3 -m venv "$venv"
+	"$venv/bin/pip" install --quiet --disable-pip-version-check \
+		virtme-ng b4
+fi
+
+. "$here/toolchain.sh"
+if [ ! -f "$build/linux/Makefile" ]; then
+	exit 0
+fi
+# The kernel's own verdict on the toolchain, once the tree exists.
+make -s -C "$build/linux" "${KMAKE_VARS[@]}" rustavailable >/dev/null || {
+	echo "deps: the kernel rejects the Rust toolchain:" >&2
+	make -C "$build/linux" "${KMAKE_VARS[@]}" rustavailable >&2
+	exit 1
+}

@@ -1,0 +1,4 @@
+#!/bin/sh
+# A failing program without KTAP: only its exit code tells.
+echo "about to fail"
+exit 1

@@ -1,0 +1,396 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Assemble the SO_REUSERPS series onto the base tree, write it, check it.
+
+The repository keeps every file the series adds at its kernel path and
+every change to an existing file as a patch in patches/.  The file
+`series` says which commit carries what.  This tool turns that into:
+
+  base      build/linux: the unpacked base tarball as a git repository,
+            its first commit tagged `base` (done once, then reused).
+  assemble  one commit per `series` entry on branch `series`, built with
+            a private index so that the work tree is touched only at the
+            end and only where content changed (kbuild stays incremental).
+  format    `git format-patch --cover-letter` into build/series/.
+  verify    `git am` of build/series onto a fresh base must give the very
+            same tree; every patch passes checkpatch --strict --codespell
+            and keeps C, shell and Makefile lines within 80 columns.
+  edit/refresh  open a patch of patches/ in a scratch work tree at the
+            state it applies to, and write the edited diff back.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("BUILD", os.path.join(REPO, "build"))
+TREE = os.path.join(BUILD, "linux")
+OUTDIR = os.path.join(BUILD, "series")
+TARBALL = os.environ.get("BASE_TARBALL", "/usr/src/linux-source-6.12.tar.xz")
+SUBJECT_PREFIX = os.environ.get("SUBJECT_PREFIX", "PATCH net-next")
+
+
+def die(msg):
+    print(f"series: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def git(*args, cwd=TREE, env=None, inp=None, check=True):
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    res = subprocess.run(["git", *args], cwd=cwd, env=full_env, input=inp,
+                         capture_output=True, text=True)
+    if check and res.returncode:
+        die(f"git {' '.join(args)} failed:\n{res.stderr.strip()}")
+    return res.stdout.strip()
+
+
+class Commit:
+    def __init__(self, subject, lineno):
+        self.subject = subject
+        self.lineno = lineno
+        self.files = []
+        self.patches = []
+        self.body = []
+
+
+def parse_series(path=os.path.join(REPO, "series")):
+    """Parse `series`: a header (author, cover letter), then commits.
+
+    Lines starting with '#' are comments.  `author:` and `cover:` lines
+    come first; the cover letter's text follows `cover:` up to the first
+    `subject:`.  Each commit is `subject:`, then `files:` and `patches:`
+    lines (space-separated, may repeat), a blank line and the message.
+    """
+    author, cover_subject, cover_body, commits = None, None, [], []
+    cur = None
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    in_header = True
+    for n, line in enumerate(lines, 1):
+        if line.startswith("#"):
+            continue
+        m = re.match(r"^(author|cover|subject|files|patches):\s*(.*)$", line)
+        key, val = (m.group(1), m.group(2).strip()) if m else (None, None)
+        if key == "subject":
+            cur = Commit(val, n)
+            commits.append(cur)
+            in_header = False
+        elif key == "author" and in_header:
+            author = val
+        elif key == "cover" and in_header:
+            cover_subject = val
+        elif key in ("files", "patches") and cur and not cur.body:
+            getattr(cur, key).extend(val.split())
+        elif in_header:
+            if cover_subject is not None:
+                cover_body.append(line)
+        else:
+            cur.body.append(line)
+    if not author or not re.match(r"^[^<>]+ <[^<>@]+@[^<>]+>$", author):
+        die("series: missing or malformed 'author: Name <email>' line")
+    if not cover_subject:
+        die("series: missing 'cover:' line")
+    if not commits:
+        die("series: no commits")
+    seen = set()
+    for c in commits:
+        if not c.subject or len(c.subject) > 75:
+            die(f"series:{c.lineno}: subject empty or over 75 characters")
+        if c.subject in seen:
+            die(f"series:{c.lineno}: duplicate subject '{c.subject}'")
+        seen.add(c.subject)
+        for f in c.files:
+            if not os.path.isfile(os.path.join(REPO, f)):
+                die(f"series:{c.lineno}: no such file '{f}'")
+        for p in c.patches:
+            if not os.path.isfile(os.path.join(REPO, "patches", p)):
+                die(f"series:{c.lineno}: no such patch 'patches/{p}'")
+        c.body = "\n".join(c.body).strip("\n")
+        if not c.body:
+            die(f"series:{c.lineno}: commit '{c.subject}' has no message")
+    check_one_home(commits)
+    return author, cover_subject, "\n".join(cover_body).strip("\n"), commits
+
+
+def check_one_home(commits):
+    """Every new file and patch belongs to exactly one commit, and every
+    new file and patch in the repository belongs to one."""
+    where = {}
+    for c in commits:
+        for item in c.files + ["patches/" + p for p in c.patches]:
+            if item in where:
+                die(f"'{item}' is listed twice (also in '{where[item]}')")
+            where[item] = c.subject
+    listed = set(where)
+    for p in sorted(os.listdir(os.path.join(REPO, "patches"))):
+        if p.endswith(".patch") and "patches/" + p not in listed:
+            die(f"patches/{p} is in no commit of `series`")
+    for top in KERNEL_DIRS:
+        for root, _, names in os.walk(os.path.join(REPO, top)):
+            for name in names:
+                rel = os.path.relpath(os.path.join(root, name), REPO)
+                if rel not in listed:
+                    die(f"{rel} is in no commit of `series`")
+
+
+# Top-level folders of the repository that mirror the kernel tree.
+KERNEL_DIRS = ("Documentation", "include", "net", "rust", "tools", "arch",
+               "lib", "scripts")
+
+
+def author_env(author, date):
+    name, email = re.match(r"^(.*) <(.*)>$", author).groups()
+    return {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
+            "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email,
+            "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+
+
+def series_date():
+    # The date of the repository's HEAD commit: the same input gives the
+    # same commits (and hashes) on every machine, which makes re-runs
+    # no-ops and `make series` output reproducible.
+    out = subprocess.run(["git", "log", "-1", "--format=%ct"], cwd=REPO,
+                         capture_output=True, text=True).stdout.strip()
+    return f"{out or '1764115200'} +0000"
+
+
+def cmd_base(_args):
+    if os.path.isdir(os.path.join(TREE, ".git")) and \
+            git("tag", "-l", "base") == "base":
+        return
+    t0 = time.time()
+    if os.path.exists(TREE):
+        shutil.rmtree(TREE)
+    os.makedirs(BUILD, exist_ok=True)
+    tmp = TREE + ".unpack"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    print(f"series: unpacking {TARBALL}", flush=True)
+    subprocess.run(["tar", "-xf", TARBALL, "-C", tmp], check=True)
+    (top,) = os.listdir(tmp)
+    os.rename(os.path.join(tmp, top), TREE)
+    os.rmdir(tmp)
+    git("init", "-q", "-b", "base-branch")
+    git("config", "core.autocrlf", "false")
+    git("config", "gc.auto", "0")
+    # -f: the tarball is the base as shipped, ignored names included.
+    git("add", "-A", "-f", ".")
+    with open(os.path.join(TREE, "Makefile"), encoding="utf-8") as f:
+        head = f.read(200)
+    ver = ".".join(re.findall(r"^(?:VERSION|PATCHLEVEL|SUBLEVEL) = (\d+)",
+                              head, re.M))
+    env = author_env("Base Tarball <base@localhost>", "1764115200 +0000")
+    git("commit", "-q", "-m", f"Linux {ver} (base: {os.path.basename(TARBALL)})",
+        env=env)
+    git("tag", "base")
+    print(f"series: base tree ready in {time.time() - t0:.0f} s")
+
+
+def file_mode(path):
+    return "100755" if os.access(path, os.X_OK) else "100644"
+
+
+def cmd_assemble(_args):
+    cmd_base(None)
+    author, cover_subject, cover_body, commits = parse_series()
+    env_date = series_date()
+    index = os.path.join(BUILD, "series.index")
+    if os.path.exists(index):
+        os.remove(index)
+    ienv = {"GIT_INDEX_FILE": index}
+    git("read-tree", "base", env=ienv)
+    parent = git("rev-parse", "base^{commit}")
+    for c in commits:
+        for f in c.files:
+            src = os.path.join(REPO, f)
+            blob = git("hash-object", "-w", "--", src)
+            git("update-index", "--add", "--cacheinfo",
+                f"{file_mode(src)},{blob},{f}", env=ienv)
+        for p in c.patches:
+            res = subprocess.run(
+                ["git", "apply", "--cached", "--whitespace=error-all",
+                 os.path.join(REPO, "patches", p)],
+                cwd=TREE, env={**os.environ, **ienv},
+                capture_output=True, text=True)
+            if res.returncode:
+                die(f"patches/{p} does not apply (commit '{c.subject}'):\n"
+                    f"{res.stderr.strip()}")
+        tree = git("write-tree", env=ienv)
+        name, email = re.match(r"^(.*) <(.*)>$", author).groups()
+        msg = f"{c.subject}\n\n{c.body}\n\nSigned-off-by: {name} <{email}>\n"
+        parent = git("commit-tree", tree, "-p", parent,
+                     env=author_env(author, env_date), inp=msg)
+    os.remove(index)
+    git("update-ref", "refs/heads/series", parent)
+    git("config", "branch.series.description",
+        f"{cover_subject}\n\n{cover_body}\n")
+    # Check the tree out last: only files whose content changed are
+    # rewritten, so kbuild rebuilds only what the edit touched.
+    if git("symbolic-ref", "-q", "HEAD", check=False) != "refs/heads/series":
+        git("checkout", "-q", "-f", "series")
+    else:
+        git("reset", "-q", "--hard", "series")
+    git("clean", "-q", "-fdx", "-e", ".kunit")
+    print(f"series: {len(commits)} commit(s) on {TREE} branch series, "
+          f"head {parent[:12]}")
+
+
+def cmd_format(_args):
+    cmd_assemble(None)
+    author = parse_series()[0]
+    shutil.rmtree(OUTDIR, ignore_errors=True)
+    # The cover letter's From: is the committer identity: the author's.
+    git("format-patch", "-q", "--cover-letter",
+        "--cover-from-description=subject", "--base=base",
+        f"--subject-prefix={SUBJECT_PREFIX}", "-o", OUTDIR, "base..series",
+        env=author_env(author, series_date()))
+    n = len([p for p in os.listdir(OUTDIR) if p.endswith(".patch")])
+    print(f"series: wrote {n} file(s), cover letter included, to {OUTDIR}")
+
+
+# Generic checks checkpatch does not make in the form netdev wants: C,
+# headers, shell and Makefiles keep to 80 columns (Rust keeps rustfmt's).
+def long_lines(patch_path):
+    bad, cur = [], None
+    with open(patch_path, encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r"^\+\+\+ b/(.*)$", line)
+            if m:
+                cur = m.group(1)
+                continue
+            if cur and line.startswith("+") and not cur.endswith(".rs") \
+                    and not cur.endswith(".rst") and cur != "MAINTAINERS":
+                text = line[1:].rstrip("\n").expandtabs(8)
+                if len(text) > 80:
+                    bad.append(f"{cur}: {len(text)} columns: {text[:60]}...")
+    return bad
+
+
+def codespell_file():
+    for cand in ("/usr/share/codespell/dictionary.txt",
+                 "/usr/lib/python3/dist-packages/codespell_lib/data/"
+                 "dictionary.txt"):
+        if os.path.isfile(cand):
+            return cand
+    return None
+
+
+def cmd_verify(_args):
+    cmd_format(None)
+    patches = sorted(p for p in os.listdir(OUTDIR)
+                     if p.endswith(".patch") and not p.startswith("0000-"))
+    check = os.path.join(BUILD, "am-check")
+    git("worktree", "prune")
+    if os.path.isdir(check):
+        git("worktree", "remove", "--force", check, check=False)
+        shutil.rmtree(check, ignore_errors=True)
+    git("worktree", "add", "-q", "--detach", check, "base")
+    res = subprocess.run(["git", "am", "-q", "--whitespace=error-all",
+                          *[os.path.join(OUTDIR, p) for p in patches]],
+                         cwd=check, capture_output=True, text=True)
+    if res.returncode:
+        die(f"git am of {OUTDIR} onto base failed:\n{res.stderr.strip()}")
+    got = git("rev-parse", "HEAD^{tree}", cwd=check)
+    want = git("rev-parse", "series^{tree}")
+    git("worktree", "remove", "--force", check)
+    if got != want:
+        die(f"git am result {got[:12]} differs from series tree {want[:12]}")
+    print(f"series: git am of {len(patches)} patch(es) onto base gives the "
+          "series tree exactly")
+
+    spell = codespell_file()
+    if not spell:
+        die("codespell dictionary not found (apt-get install codespell)")
+    failed = 0
+    for p in patches:
+        path = os.path.join(OUTDIR, p)
+        res = subprocess.run(
+            ["perl", "scripts/checkpatch.pl", "--strict", "--codespell",
+             f"--codespellfile={spell}", "--color=never", "--show-types", path],
+            cwd=TREE, capture_output=True, text=True)
+        out = res.stdout
+        clean = res.returncode == 0 and re.search(
+            r"has no obvious style problems", out) and not re.search(
+            r"^(WARNING|ERROR|CHECK):", out, re.M)
+        longs = long_lines(path)
+        if clean and not longs:
+            print(f"checkpatch: {p}: clean")
+            continue
+        failed += 1
+        print(f"checkpatch: {p}: PROBLEMS")
+        print(out)
+        for line in longs:
+            print(f"  over 80 columns: {line}")
+    if failed:
+        die(f"{failed} patch(es) fail checkpatch --strict")
+
+
+def scratch_dir(patch):
+    return os.path.join(BUILD, "edit", patch.removesuffix(".patch"))
+
+
+def cmd_edit(args):
+    """Lay out a scratch tree at the state the patch applies to, patched."""
+    cmd_assemble(None)
+    _, _, _, commits = parse_series()
+    owner = next((c for c in commits if args.patch in c.patches), None)
+    if not owner:
+        die(f"{args.patch} is in no commit")
+    idx = commits.index(owner)
+    # The owning commit's parent plus its files and earlier patches.
+    rev = f"series~{len(commits) - idx}"
+    work = scratch_dir(args.patch)
+    git("worktree", "prune")
+    if os.path.isdir(work):
+        die(f"{work} exists: run refresh or remove it first")
+    git("worktree", "add", "-q", "--detach", work, rev)
+    for f in owner.files:
+        dst = os.path.join(work, f)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy2(os.path.join(REPO, f), dst)
+    for p in owner.patches:
+        if p == args.patch:
+            break
+        git("apply", os.path.join(REPO, "patches", p), cwd=work)
+    git("add", "-A", ".", cwd=work)
+    git("commit", "-q", "--allow-empty", "-m", "pre-state", cwd=work,
+        env=author_env("Edit <edit@localhost>", "1764115200 +0000"))
+    git("apply", os.path.join(REPO, "patches", args.patch), cwd=work)
+    print(f"series: edit {work}, then: harness/series.py refresh {args.patch}")
+
+
+def cmd_refresh(args):
+    work = scratch_dir(args.patch)
+    if not os.path.isdir(work):
+        die(f"no scratch tree {work}: run edit first")
+    git("add", "-A", "-N", ".", cwd=work)
+    diff = git("diff", "--no-color", "--no-ext-diff", "HEAD", cwd=work)
+    with open(os.path.join(REPO, "patches", args.patch), "w",
+              encoding="utf-8") as f:
+        f.write(diff + "\n")
+    git("worktree", "remove", "--force", work)
+    print(f"series: wrote patches/{args.patch}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("base", "assemble", "format", "verify"):
+        sub.add_parser(name)
+    for name in ("edit", "refresh"):
+        sp = sub.add_parser(name)
+        sp.add_argument("patch", help="file name in patches/")
+    args = ap.parse_args()
+    {"base": cmd_base, "assemble": cmd_assemble, "format": cmd_format,
+     "verify": cmd_verify, "edit": cmd_edit, "refresh": cmd_refresh}[
+        args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()

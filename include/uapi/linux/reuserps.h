@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * SO_REUSERPS: steer each new connection of a SO_REUSEPORT group to a
+ * listener registered for the CPU that processed its SYN (the RSS or RPS
+ * CPU).  See Documentation/networking/reuserps.rst.
+ */
+#ifndef _UAPI_LINUX_REUSERPS_H
+#define _UAPI_LINUX_REUSERPS_H
+
+#include <linux/types.h>
+
+/* How a connection picks among the listeners registered for its CPU. */
+#define REUSERPS_ROUND_ROBIN	0	/* rotate over those with room */
+#define REUSERPS_FILL_FIRST	1	/* first registered that has room */
+
+/**
+ * struct reuserps_req - argument of setsockopt(SOL_SOCKET, SO_REUSERPS)
+ * @policy: REUSERPS_ROUND_ROBIN or REUSERPS_FILL_FIRST; the same for
+ *	every listener of a reuseport group
+ * @max_conns: most connections handed to this listener that may be active
+ *	at once; 0 for no cap
+ * @flags: must be 0
+ * @mask_words: number of 64-bit words in @cpus, at least 1
+ * @cpus: CPU mask; bit (n % 64) of cpus[n / 64] set registers the
+ *	listener for connections whose SYN is processed on CPU n
+ *
+ * optlen is sizeof(struct reuserps_req) + 8 * @mask_words.
+ */
+struct reuserps_req {
+	__u32	policy;
+	__u32	max_conns;
+	__u32	flags;
+	__u32	mask_words;
+	__u64	cpus[];
+};
+
+/**
+ * struct reuserps_info - result of getsockopt(SOL_SOCKET, SO_REUSERPS)
+ * @policy: as set
+ * @max_conns: as set
+ * @active_conns: connections handed to this listener that have not ended
+ * @flags: as set
+ * @total_conns: connections ever handed to this listener
+ * @full_skips: times the listener was passed over for being at its cap
+ *
+ * The kernel copies min(optlen, sizeof(struct reuserps_info)) bytes and
+ * sets optlen to that, so the structure may grow at its end.
+ */
+struct reuserps_info {
+	__u32	policy;
+	__u32	max_conns;
+	__u32	active_conns;
+	__u32	flags;
+	__u64	total_conns;
+	__u64	full_skips;
+};
+
+#endif /* _UAPI_LINUX_REUSERPS_H */
