@@ -63,13 +63,13 @@ expect "$log" "later programs still run after a hang" \
 m=$build/results/harness-hang.manifest
 echo "harness_forever 100000 $st/hang.sh" >"$m"
 log=$build/results/harness-hang.out
-"$here/guest.py" --name harness-hang --manifest "$m" --timeout 40 \
+"$here/guest.py" --name harness-hang --manifest "$m" --timeout 20 \
 	>"$log" 2>&1
 rc=$?
 [ $rc -eq 1 ]
 verdict $? "a guest killed for time exits with status 1" "exit status $rc"
 expect "$log" "a guest that never finishes is killed and named" \
-	"did not finish within 40 s \(last program started: harness_forever\)"
+	"did not finish within 20 s \(last program started: harness_forever\)"
 
 log=$build/results/harness-cpus.out
 "$here/guest.py" --name harness-cpus --timeout 60 --append nr_cpus=2 \
