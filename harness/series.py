@@ -304,6 +304,20 @@ def cmd_verify(_args):
     print(f"series: git am of {len(patches)} patch(es) onto base gives the "
           "series tree exactly")
 
+    # Rust keeps rustfmt's form with the kernel's own configuration
+    # (`make rustfmtcheck` walks the whole tree; this checks ours).
+    added = git("diff", "--name-only", "--diff-filter=AM", "base", "series")
+    rs = [f for f in added.splitlines() if f.endswith(".rs")]
+    if rs:
+        res = subprocess.run(
+            [os.environ.get("RUSTFMT", "/usr/bin/rustfmt"), "--check",
+             "--edition", "2021", "--config-path", ".rustfmt.toml", *rs],
+            cwd=TREE, capture_output=True, text=True)
+        if res.returncode:
+            die("rustfmt --check (kernel .rustfmt.toml) wants changes:\n"
+                + res.stdout[:3000] + res.stderr[:1000])
+        print(f"series: rustfmt --check clean on {len(rs)} Rust file(s)")
+
     spell = codespell_file()
     if not spell:
         die("codespell dictionary not found (apt-get install codespell)")
