@@ -1,0 +1,612 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Host tests of the policy core: each rule on its own, then a model-based
+//! property test over random sequences of register, unregister, SYN,
+//! connection end and allocation failure.
+
+use crate::listener::ListenerRef;
+use crate::mem::{self, Gfp};
+use crate::table::{check_mask, max_mask_words, Error, Pick, Policy, Table};
+use proptest::prelude::*;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+const G: Gfp = Gfp;
+
+fn mask_of(cpus: &[usize]) -> Vec<u64> {
+    let words = cpus.iter().max().map_or(1, |c| c / 64 + 1);
+    let mut m = vec![0u64; words];
+    for &c in cpus {
+        m[c / 64] |= 1 << (c % 64);
+    }
+    m
+}
+
+fn lref(cap: u32) -> ListenerRef {
+    ListenerRef::new(cap, G).unwrap()
+}
+
+/// A table of listeners (handle = index) with the given CPU sets.
+fn table(policy: Policy, sets: &[&[usize]], caps: &[u32]) -> (Table, Vec<ListenerRef>) {
+    let ls: Vec<_> = caps.iter().map(|&c| lref(c)).collect();
+    let mut t = Table::new(policy, 0, &ls[0], &mask_of(sets[0]), G).unwrap();
+    for (h, set) in sets.iter().enumerate().skip(1) {
+        t = t.with_member(h, &ls[h], &mask_of(set), G).unwrap();
+    }
+    (t, ls)
+}
+
+fn pick_handle(p: Pick) -> usize {
+    match p {
+        Pick::Cpu(h) | Pick::Other(h) | Pick::Full(h) => h,
+        Pick::Empty => usize::MAX,
+    }
+}
+
+#[test]
+fn mask_checks() {
+    assert_eq!(check_mask(&[], 4), Err(Error::Inval));
+    assert_eq!(check_mask(&[0], 4), Err(Error::Inval));
+    assert_eq!(check_mask(&[0, 0, 0], 4), Err(Error::Inval));
+    assert_eq!(check_mask(&[0b1111], 4), Ok(1));
+    assert_eq!(check_mask(&[0b1_0000], 4), Err(Error::Inval));
+    assert_eq!(check_mask(&[1 << 63], 64), Ok(1));
+    assert_eq!(check_mask(&[0, 1], 64), Err(Error::Inval));
+    assert_eq!(check_mask(&[0, 1], 65), Ok(2));
+    // Trailing zero words are allowed (a cpu_set_t) and do not count.
+    assert_eq!(check_mask(&[1, 0, 0, 0], 4), Ok(1));
+    assert_eq!(check_mask(&[1; 16], 4), Err(Error::Inval));
+    assert_eq!(max_mask_words(4), 16);
+    assert_eq!(max_mask_words(8192), 128);
+    assert_eq!(check_mask(&vec![0u64; 16], 4), Err(Error::Inval));
+    assert_eq!(check_mask(&vec![0u64; 17], 4), Err(Error::Inval));
+    let mut big = vec![0u64; 128];
+    big[127] = 1 << 63;
+    assert_eq!(check_mask(&big, 8192), Ok(128));
+    assert_eq!(check_mask(&big, 8191), Err(Error::Inval));
+}
+
+#[test]
+fn policy_values() {
+    assert_eq!(Policy::from_uapi(0), Ok(Policy::RoundRobin));
+    assert_eq!(Policy::from_uapi(1), Ok(Policy::FillFirst));
+    assert_eq!(Policy::from_uapi(2), Err(Error::Inval));
+    assert_eq!(Policy::from_uapi(u32::MAX), Err(Error::Inval));
+    assert_eq!(Policy::FillFirst.to_uapi(), 1);
+    let (t, _ls) = table(Policy::FillFirst, &[&[0]], &[0]);
+    assert_eq!(t.policy(), Policy::FillFirst);
+}
+
+#[test]
+fn order_is_registration_order_and_kept_on_removal() {
+    let (t, _ls) = table(
+        Policy::FillFirst,
+        &[&[0, 1], &[1], &[0, 1, 70], &[2]],
+        &[0, 0, 0, 0],
+    );
+    assert_eq!(t.cpu_handles(0).collect::<Vec<_>>(), [0, 2]);
+    assert_eq!(t.cpu_handles(1).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(t.cpu_handles(70).collect::<Vec<_>>(), [2]);
+    assert_eq!(t.cpu_handles(3).count(), 0);
+    assert_eq!(t.cpu_handles(1000).count(), 0);
+    let t = t.without_member(0, G).unwrap();
+    assert_eq!(t.cpu_handles(1).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(t.handles().collect::<Vec<_>>(), [1, 2, 3]);
+}
+
+#[test]
+fn reconfiguration_keeps_position() {
+    let (t, ls) = table(Policy::FillFirst, &[&[0], &[0], &[0]], &[0, 0, 0]);
+    let t = t.with_member(0, &ls[0], &mask_of(&[1]), G).unwrap();
+    assert_eq!(t.cpu_handles(0).collect::<Vec<_>>(), [1, 2]);
+    let t = t.with_member(0, &ls[0], &mask_of(&[0]), G).unwrap();
+    assert_eq!(t.cpu_handles(0).collect::<Vec<_>>(), [0, 1, 2]);
+}
+
+#[test]
+fn round_robin_is_strict() {
+    let (t, _ls) = table(Policy::RoundRobin, &[&[0], &[0, 1], &[0]], &[0, 0, 0]);
+    let seq: Vec<_> = (0..9).map(|_| pick_handle(t.select(0, 0))).collect();
+    // A rotation: each listener once per round, in the same order.
+    assert_eq!(seq[0..3], seq[3..6]);
+    assert_eq!(seq[3..6], seq[6..9]);
+    let mut round = seq[0..3].to_vec();
+    round.sort();
+    assert_eq!(round, [0, 1, 2]);
+    // One listener on a CPU needs no cursor and always gets it.
+    assert!((0..5).all(|_| t.select(1, 7) == Pick::Cpu(1)));
+}
+
+#[test]
+fn round_robin_balance_k_over_n() {
+    for n in 1..6usize {
+        let sets: Vec<&[usize]> = vec![&[3]; n];
+        let (t, _ls) = table(Policy::RoundRobin, &sets, &vec![0; n]);
+        for k in [0usize, 1, 7, 100] {
+            let mut got = vec![0usize; n];
+            for _ in 0..k {
+                got[pick_handle(t.select(3, 0))] += 1;
+            }
+            for g in got {
+                assert!(g == k / n || g == k.div_ceil(n), "n={n} k={k}");
+            }
+        }
+    }
+}
+
+#[test]
+fn round_robin_skips_full_and_counts_it() {
+    let (t, ls) = table(Policy::RoundRobin, &[&[0], &[0], &[0]], &[0, 1, 0]);
+    assert!(ls[1].admit());
+    let picks: Vec<_> = (0..6).map(|_| pick_handle(t.select(0, 0))).collect();
+    // The two with room alternate: the full one's turns are not handed
+    // to its neighbour.
+    assert!(!picks.contains(&1));
+    assert!(picks.windows(2).all(|w| w[0] != w[1]), "{picks:?}");
+    assert_eq!(picks.iter().filter(|&&h| h == 0).count(), 3);
+    assert!(ls[1].info().full_skips >= 2);
+}
+
+#[test]
+fn fill_first_takes_first_with_room() {
+    let (t, ls) = table(Policy::FillFirst, &[&[0], &[0], &[0]], &[2, 1, 0]);
+    let mut order = vec![];
+    for _ in 0..5 {
+        let h = pick_handle(t.select(0, 0));
+        assert!(ls[h].admit());
+        order.push(h);
+    }
+    assert_eq!(order, [0, 0, 1, 2, 2]);
+    assert_eq!(ls[0].info().active_conns, 2);
+    assert!(ls[0].release());
+    assert_eq!(t.select(0, 0), Pick::Cpu(0));
+}
+
+#[test]
+fn fallback_order_and_full() {
+    // CPU 0: listener 0 (cap 1). Others elsewhere.
+    let (t, ls) = table(Policy::FillFirst, &[&[0], &[1], &[2]], &[1, 1, 1]);
+    assert_eq!(t.select(0, 0), Pick::Cpu(0));
+    assert!(ls[0].admit());
+    // Full: the member reuseport's hash points at, if it has room.
+    assert_eq!(t.select(0, 0), Pick::Other(1));
+    assert_eq!(t.select(0, u32::MAX), Pick::Other(2));
+    // A CPU nobody registered for: the same fallback.
+    assert_eq!(t.select(3, 0), Pick::Other(1));
+    assert!(ls[1].admit());
+    assert!(ls[2].admit());
+    // All full: the hash's member, whose admission then refuses.
+    assert_eq!(t.select(0, u32::MAX), Pick::Full(2));
+    assert!(!ls[2].admit());
+    // Passed over on its own CPU three times; CPU 3's SYN does not count.
+    assert_eq!(ls[0].info().full_skips, 3);
+}
+
+#[test]
+fn gone_listeners_are_never_picked() {
+    let (t, ls) = table(Policy::RoundRobin, &[&[0], &[0]], &[0, 0]);
+    ls[0].set_gone(true);
+    assert!((0..4).all(|_| t.select(0, 0) == Pick::Cpu(1)));
+    ls[1].set_gone(true);
+    assert_eq!(t.select(0, 0), Pick::Empty);
+    // A rebuild drops them.
+    let t2 = t.without_member(99, G).unwrap();
+    assert_eq!(t2.handles().count(), 0);
+    assert_eq!(t2.select(0, 0), Pick::Empty);
+}
+
+#[test]
+fn cursor_survives_unrelated_change() {
+    let (t, ls) = table(Policy::RoundRobin, &[&[0], &[0], &[1]], &[0, 0, 0]);
+    let a = pick_handle(t.select(0, 0));
+    let t = t.with_member(2, &ls[2], &mask_of(&[5]), G).unwrap();
+    let b = pick_handle(t.select(0, 0));
+    assert_ne!(a, b);
+}
+
+#[test]
+fn admission_respects_cap_and_release_floor() {
+    let l = lref(2);
+    assert!(l.admit() && l.admit() && !l.admit());
+    l.set_max_conns(1);
+    assert!(!l.admit());
+    assert_eq!(l.info().active_conns, 2);
+    assert!(l.release() && l.release());
+    assert!(!l.release());
+    assert_eq!(l.info().active_conns, 0);
+    assert_eq!(l.info().total_conns, 2);
+    l.admit_forced();
+    l.admit_forced();
+    assert_eq!(l.info().active_conns, 2);
+    l.set_max_conns(0);
+    assert!((0..100).all(|_| l.admit()));
+}
+
+#[test]
+fn cap_holds_under_concurrency() {
+    let l = Arc::new(lref(3));
+    let inside = Arc::new(AtomicU32::new(0));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (l, inside) = (Arc::clone(&l), Arc::clone(&inside));
+            std::thread::spawn(move || {
+                for _ in 0..20_000 {
+                    if l.admit() {
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        assert!(now <= 3, "cap exceeded: {now}");
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        assert!(l.release());
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(l.info().active_conns, 0);
+}
+
+#[test]
+fn references_free_exactly_once() {
+    let before = mem::live_boxes();
+    let l = lref(0);
+    let c = l.clone();
+    let raw = c.into_raw();
+    assert_eq!(mem::live_boxes(), before + 1);
+    // SAFETY: `raw` holds a reference until `from_raw` below.
+    assert!(unsafe { ListenerRef::borrow_raw(raw) }.admit());
+    assert_eq!(l.info().active_conns, 1);
+    drop(l);
+    assert_eq!(mem::live_boxes(), before + 1);
+    // SAFETY: `raw` came from `into_raw` and is taken back once.
+    let back = unsafe { ListenerRef::from_raw(raw) };
+    drop(back);
+    assert_eq!(mem::live_boxes(), before);
+}
+
+#[test]
+fn failed_builds_leave_nothing_behind() {
+    let (t, ls) = table(Policy::RoundRobin, &[&[0, 1], &[1], &[2]], &[0, 0, 0]);
+    let before = mem::live_boxes();
+    let extra = lref(0);
+    for n in 0..8 {
+        mem::fail_after(Some(n));
+        let r = t.with_member(3, &extra, &mask_of(&[1, 2]), G);
+        mem::fail_after(None);
+        if let Err(e) = r {
+            assert_eq!(e, Error::NoMem);
+        }
+        mem::fail_after(Some(n));
+        let r = t.without_member(1, G);
+        mem::fail_after(None);
+        if let Err(e) = r {
+            assert_eq!(e, Error::NoMem);
+        }
+    }
+    assert_eq!(t.cpu_handles(1).collect::<Vec<_>>(), [0, 1]);
+    drop(extra);
+    assert_eq!(mem::live_boxes(), before);
+    drop((t, ls));
+    assert_eq!(mem::live_boxes(), before - 3);
+}
+
+#[test]
+fn many_listeners_many_cpus() {
+    let n = 256;
+    let ls: Vec<_> = (0..n).map(|_| lref(0)).collect();
+    let mut t = Table::new(Policy::RoundRobin, 0, &ls[0], &mask_of(&[0]), G).unwrap();
+    for (h, l) in ls.iter().enumerate().skip(1) {
+        t = t
+            .with_member(h, l, &mask_of(&[h % 256, (h * 7) % 256]), G)
+            .unwrap();
+    }
+    for cpu in 0..256 {
+        let on: Vec<_> = t.cpu_handles(cpu).collect();
+        assert!(!on.is_empty());
+        assert!(on.windows(2).all(|w| w[0] < w[1]));
+        assert!(matches!(t.select(cpu, 0), Pick::Cpu(h) if on.contains(&h)));
+    }
+}
+
+// The model-based property test.
+
+const NCPU: usize = 70; // Crosses a mask word boundary.
+const NH: usize = 5;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Register {
+        h: usize,
+        cpus: Vec<usize>,
+        cap: u32,
+    },
+    Unregister {
+        h: usize,
+    },
+    Syn {
+        cpu: usize,
+        hash: u32,
+    },
+    End {
+        k: usize,
+    },
+    FailNextAlloc {
+        after: usize,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => (0..NH, prop::collection::vec(0..NCPU, 1..4), 0u32..4)
+            .prop_map(|(h, cpus, cap)| Op::Register { h, cpus, cap }),
+        1 => (0..NH).prop_map(|h| Op::Unregister { h }),
+        6 => (0..NCPU, any::<u32>()).prop_map(|(cpu, hash)| Op::Syn { cpu, hash }),
+        3 => any::<usize>().prop_map(|k| Op::End { k }),
+        1 => (0usize..6).prop_map(|after| Op::FailNextAlloc { after }),
+    ]
+}
+
+struct ModelListener {
+    lref: ListenerRef,
+    cpus: Vec<usize>,
+    cap: u32,
+    active: u32,
+    total: u64,
+    skips: u64,
+    registered: bool,
+}
+
+struct Model {
+    policy: Policy,
+    table: Option<Table>,
+    /// Handles in the table, in order (gone ones included until rebuilt).
+    order: Vec<usize>,
+    ls: Vec<Option<ModelListener>>,
+    conns: Vec<(usize, ListenerRef)>,
+    /// The table's round-robin cursors, by CPU.
+    cursors: std::collections::HashMap<usize, u32>,
+}
+
+impl Model {
+    fn has_room(&self, h: usize) -> bool {
+        let l = self.ls[h].as_ref().unwrap();
+        l.registered && (l.cap == 0 || l.active < l.cap)
+    }
+
+    fn live(&self, h: usize) -> bool {
+        self.ls[h].as_ref().is_some_and(|l| l.registered)
+    }
+
+    /// What the table must answer, and which listeners it passes over full.
+    /// The handles registered for `cpu`, in table order.
+    fn on(&self, cpu: usize) -> Vec<usize> {
+        self.order
+            .iter()
+            .copied()
+            .filter(|&h| self.ls[h].as_ref().unwrap().cpus.contains(&cpu))
+            .collect()
+    }
+
+    /// The table's round-robin cursors: one per CPU with two listeners
+    /// or more, carried over if the CPU had one, else starting at 0.
+    fn rebuild_cursors(&mut self) {
+        for cpu in 0..NCPU {
+            if self.policy == Policy::RoundRobin && self.on(cpu).len() > 1 {
+                self.cursors.entry(cpu).or_insert(0);
+            } else {
+                self.cursors.remove(&cpu);
+            }
+        }
+    }
+
+    /// The pick, the full listeners passed over, and the position chosen
+    /// on the CPU's list.
+    fn expect(&self, cpu: usize, hash: u32) -> (Pick, Vec<usize>, Option<usize>) {
+        let on = self.on(cpu);
+        let start = self
+            .cursors
+            .get(&cpu)
+            .map_or(0, |&c| c as usize % on.len().max(1));
+        let mut skipped = vec![];
+        for i in 0..on.len() {
+            let pos = (start + i) % on.len();
+            let h = on[pos];
+            if !self.live(h) {
+                continue;
+            }
+            if self.has_room(h) {
+                return (Pick::Cpu(h), skipped, Some(pos));
+            }
+            skipped.push(h);
+        }
+        let n = self.order.len();
+        let s = ((hash as u64 * n as u64) >> 32) as usize;
+        let mut first_live = None;
+        for i in 0..n {
+            let h = self.order[(s + i) % n];
+            if !self.live(h) {
+                continue;
+            }
+            if self.has_room(h) {
+                return (Pick::Other(h), skipped, None);
+            }
+            first_live.get_or_insert(h);
+        }
+        (first_live.map_or(Pick::Empty, Pick::Full), skipped, None)
+    }
+
+    fn check(&self) {
+        let Some(t) = &self.table else {
+            assert!(self.order.is_empty());
+            return;
+        };
+        assert_eq!(t.handles().collect::<Vec<_>>(), self.order);
+        for cpu in 0..NCPU + 2 {
+            let want: Vec<_> = self
+                .order
+                .iter()
+                .copied()
+                .filter(|&h| self.ls[h].as_ref().unwrap().cpus.contains(&cpu))
+                .collect();
+            assert_eq!(t.cpu_handles(cpu).collect::<Vec<_>>(), want, "cpu {cpu}");
+        }
+        for l in self.ls.iter().flatten() {
+            let info = l.lref.info();
+            assert_eq!(info.active_conns, l.active);
+            assert_eq!(info.total_conns, l.total);
+            assert_eq!(info.full_skips, l.skips);
+            assert_eq!(info.max_conns, l.cap);
+        }
+    }
+
+    fn apply(&mut self, op: &Op) {
+        match op {
+            Op::FailNextAlloc { after } => mem::fail_after(Some(*after)),
+            Op::Register { h, cpus, cap } => self.register(*h, cpus, *cap),
+            Op::Unregister { h } => self.unregister(*h),
+            Op::Syn { cpu, hash } => self.syn(*cpu, *hash),
+            Op::End { k } => {
+                if self.conns.is_empty() {
+                    return;
+                }
+                let (h, l) = self.conns.swap_remove(k % self.conns.len());
+                assert!(l.release());
+                self.ls[h].as_mut().unwrap().active -= 1;
+            }
+        }
+    }
+
+    fn register(&mut self, h: usize, cpus: &[usize], cap: u32) {
+        let mask = mask_of(cpus);
+        assert!(check_mask(&mask, NCPU).is_ok());
+        let (l, fresh) = match self.ls[h].as_ref() {
+            Some(m) => (m.lref.clone(), false),
+            None => match ListenerRef::new(cap, G) {
+                Ok(l) => (l, true),
+                Err(e) => {
+                    assert_eq!(e, Error::NoMem);
+                    return;
+                }
+            },
+        };
+        let built = match &self.table {
+            None => Table::new(self.policy, h, &l, &mask, G),
+            Some(t) => t.with_member(h, &l, &mask, G),
+        };
+        let t = match built {
+            Ok(t) => t,
+            Err(e) => {
+                // Nothing changed; a fresh listener is simply dropped.
+                assert_eq!(e, Error::NoMem);
+                return;
+            }
+        };
+        // Committed: what C does once the new table is published.
+        l.set_max_conns(cap);
+        l.set_gone(false);
+        self.table = Some(t);
+        if fresh {
+            self.ls[h] = Some(ModelListener {
+                lref: l,
+                cpus: vec![],
+                cap,
+                active: 0,
+                total: 0,
+                skips: 0,
+                registered: true,
+            });
+        }
+        let m = self.ls[h].as_mut().unwrap();
+        m.cpus = cpus.to_vec();
+        m.cap = cap;
+        m.registered = true;
+        // Rebuilds drop the gone; a new member goes last.
+        let ls = &self.ls;
+        self.order
+            .retain(|&o| o == h || ls[o].as_ref().unwrap().registered);
+        if !self.order.contains(&h) {
+            self.order.push(h);
+        }
+        self.rebuild_cursors();
+    }
+
+    fn unregister(&mut self, h: usize) {
+        let Some(t) = &self.table else { return };
+        if !self.live(h) {
+            return;
+        }
+        match t.without_member(h, G) {
+            Ok(t) => {
+                self.table = Some(t);
+                self.ls[h].as_mut().unwrap().registered = false;
+                let ls = &self.ls;
+                self.order.retain(|&o| ls[o].as_ref().unwrap().registered);
+                self.rebuild_cursors();
+            }
+            Err(e) => {
+                // C's fallback: keep the old table, mark the listener gone.
+                assert_eq!(e, Error::NoMem);
+                self.ls[h].as_ref().unwrap().lref.set_gone(true);
+                self.ls[h].as_mut().unwrap().registered = false;
+            }
+        }
+        self.ls[h].as_ref().unwrap().lref.set_gone(true);
+    }
+
+    fn syn(&mut self, cpu: usize, hash: u32) {
+        let Some(t) = &self.table else { return };
+        let got = t.select(cpu, hash);
+        let (want, skipped, pos) = self.expect(cpu, hash);
+        assert_eq!(got, want, "select({cpu}, {hash})");
+        if let (Some(c), Some(pos)) = (self.cursors.get_mut(&cpu), pos) {
+            *c = pos as u32 + 1;
+        }
+        for s in skipped {
+            self.ls[s].as_mut().unwrap().skips += 1;
+        }
+        match got {
+            Pick::Cpu(h) | Pick::Other(h) => {
+                let m = self.ls[h].as_mut().unwrap();
+                assert!(m.lref.admit(), "picked listener {h} refused");
+                m.active += 1;
+                // Admission never takes a listener past its cap (a lowered
+                // cap may leave it above, but then it admits nothing).
+                assert!(m.cap == 0 || m.active <= m.cap, "cap exceeded");
+                m.total += 1;
+                self.conns.push((h, m.lref.clone()));
+            }
+            Pick::Full(h) => {
+                assert!(!self.ls[h].as_ref().unwrap().lref.admit());
+            }
+            Pick::Empty => assert!(self.order.iter().all(|&h| !self.live(h))),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn model_holds(fill_first in any::<bool>(),
+                   ops in prop::collection::vec(op(), 1..120)) {
+        let before = mem::live_boxes();
+        let policy = if fill_first { Policy::FillFirst } else { Policy::RoundRobin };
+        let mut m = Model { policy, table: None, order: vec![],
+                            ls: (0..NH).map(|_| None).collect(), conns: vec![], cursors: Default::default() };
+        for op in &ops {
+            m.apply(op);
+            m.check();
+        }
+        mem::fail_after(None);
+        // Every end path gives its count back: all connections end.
+        while !m.conns.is_empty() {
+            m.apply(&Op::End { k: 0 });
+        }
+        m.check();
+        for l in m.ls.iter().flatten() {
+            prop_assert_eq!(l.lref.info().active_conns, 0);
+        }
+        drop(m);
+        prop_assert_eq!(mem::live_boxes(), before);
+    }
+}

@@ -1,0 +1,448 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The match table of a SO_REUSERPS group: which listeners serve which CPU.
+//!
+//! A table never changes once built.  Registering, changing or removing a
+//! listener builds a new table from the old one, in process context under
+//! the group's lock, and the caller publishes it with RCU.  Selection runs
+//! in softirq on whatever table it finds: it indexes the entry of the
+//! current CPU, reads the listeners' counters and bumps a round-robin
+//! cursor; it takes no lock, allocates nothing and cannot panic.
+//!
+//! Layout: per CPU (up to the highest registered one) the range of its
+//! listeners in `slots`, in registration order; one cache-line-sized
+//! round-robin cursor per CPU that has two listeners or more.  Memory
+//! grows with what is registered, not with the number of CPUs times a
+//! fixed number of slots.
+
+use crate::listener::ListenerRef;
+use crate::mem::{self, Gfp, Vec};
+use core::sync::atomic::{AtomicU32, Ordering};
+
+/// Why a request was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Error {
+    /// Bad input: `-EINVAL`.
+    Inval,
+    /// Out of memory: `-ENOMEM`.
+    NoMem,
+}
+
+/// How a connection picks among the listeners registered for its CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Policy {
+    /// Rotate over those with room (`REUSERPS_ROUND_ROBIN`).
+    RoundRobin,
+    /// The first registered that has room (`REUSERPS_FILL_FIRST`).
+    FillFirst,
+}
+
+impl Policy {
+    /// The policy of a uapi value.
+    pub(crate) fn from_uapi(value: u32) -> Result<Self, Error> {
+        match value {
+            0 => Ok(Self::RoundRobin),
+            1 => Ok(Self::FillFirst),
+            _ => Err(Error::Inval),
+        }
+    }
+
+    /// The uapi value of the policy.
+    pub(crate) fn to_uapi(self) -> u32 {
+        match self {
+            Self::RoundRobin => 0,
+            Self::FillFirst => 1,
+        }
+    }
+}
+
+/// Most 64-bit words a CPU mask may have: enough for every possible CPU,
+/// and never fewer than a glibc `cpu_set_t` (1024 CPUs) holds.
+pub(crate) fn max_mask_words(nr_cpu_ids: usize) -> usize {
+    nr_cpu_ids.div_ceil(64).max(16)
+}
+
+/// Checks a CPU mask from user space.
+///
+/// Returns how many words matter (up to the last non-zero one).  An empty
+/// mask, a bit at or beyond `nr_cpu_ids` or too many words is `Inval`.
+pub(crate) fn check_mask(words: &[u64], nr_cpu_ids: usize) -> Result<usize, Error> {
+    if words.is_empty() || words.len() > max_mask_words(nr_cpu_ids) {
+        return Err(Error::Inval);
+    }
+    let mut used = 0;
+    for (i, &word) in words.iter().enumerate() {
+        if word == 0 {
+            continue;
+        }
+        let top = 63 - word.leading_zeros() as usize;
+        let cpu = i.checked_mul(64).and_then(|b| b.checked_add(top));
+        if cpu.map_or(true, |cpu| cpu >= nr_cpu_ids) {
+            return Err(Error::Inval);
+        }
+        used = i + 1;
+    }
+    if used == 0 {
+        return Err(Error::Inval);
+    }
+    Ok(used)
+}
+
+/// Calls `f` with every CPU set in `mask`, in ascending order.
+fn for_each_cpu(mask: &[u64], mut f: impl FnMut(usize) -> Result<(), Error>) -> Result<(), Error> {
+    for (i, &word) in mask.iter().enumerate() {
+        let mut bits = word;
+        while bits != 0 {
+            let bit = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let cpu = i.checked_mul(64).and_then(|b| b.checked_add(bit));
+            f(cpu.ok_or(Error::Inval)?)?;
+        }
+    }
+    Ok(())
+}
+
+/// What selection decided for one connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pick {
+    /// A listener registered for the CPU, with room.
+    Cpu(usize),
+    /// None of the CPU's listeners had room (or it has none): another
+    /// member of the group with room.
+    Other(usize),
+    /// Every member is at its cap: the member reuseport's hash would have
+    /// picked, whose admission will refuse the connection.
+    Full(usize),
+    /// No live member at all.
+    Empty,
+}
+
+struct Member {
+    handle: usize,
+    listener: ListenerRef,
+    mask_first: usize,
+    mask_len: usize,
+}
+
+#[derive(Clone, Copy, Default)]
+struct CpuEntry {
+    /// Start of the CPU's listeners in `slots`.
+    first: u32,
+    /// How many listeners the CPU has.
+    len: u32,
+    /// Index of its round-robin cursor, `NO_CURSOR` if it needs none.
+    cursor: u32,
+}
+
+const NO_CURSOR: u32 = u32::MAX;
+
+/// A round-robin cursor, alone on its cache line: CPUs never share one.
+#[repr(align(64))]
+struct Cursor(AtomicU32);
+
+/// One member as input to [`Table::build`].
+#[derive(Clone, Copy)]
+struct Input<'a> {
+    handle: usize,
+    listener: &'a ListenerRef,
+    mask: &'a [u64],
+}
+
+/// An immutable match table.
+///
+/// # Invariants
+///
+/// Every index in `slots` is below `members.len()`; every `CpuEntry`
+/// range lies within `slots`; every cursor index other than `NO_CURSOR`
+/// is below `cursors.len()`; `members.len()` fits in a `u32`.
+pub(crate) struct Table {
+    policy: Policy,
+    members: Vec<Member>,
+    masks: Vec<u64>,
+    cpus: Vec<CpuEntry>,
+    slots: Vec<u32>,
+    cursors: Vec<Cursor>,
+}
+
+impl Table {
+    /// A table with one listener.  `mask` must have passed [`check_mask`].
+    pub(crate) fn new(
+        policy: Policy,
+        handle: usize,
+        listener: &ListenerRef,
+        mask: &[u64],
+        gfp: Gfp,
+    ) -> Result<Self, Error> {
+        let one = [Input {
+            handle,
+            listener,
+            mask,
+        }];
+        Self::build(policy, one.iter().copied(), None, gfp)
+    }
+
+    /// A copy of this table where `handle` has `listener` and `mask`: in
+    /// its place if registered, else last.  `mask` must have passed
+    /// [`check_mask`].  Unregistered listeners are left out.
+    pub(crate) fn with_member(
+        &self,
+        handle: usize,
+        listener: &ListenerRef,
+        mask: &[u64],
+        gfp: Gfp,
+    ) -> Result<Self, Error> {
+        let new = Input {
+            handle,
+            listener,
+            mask,
+        };
+        let present = self.contains(handle);
+        // The member being registered keeps its place even if it was
+        // marked gone; other gone members are dropped.
+        let kept = self
+            .members
+            .iter()
+            .filter(move |m| m.handle == handle || !m.listener.is_gone())
+            .map(move |m| {
+                if m.handle == handle {
+                    new
+                } else {
+                    self.input(m)
+                }
+            });
+        let added = core::iter::once(new).filter(move |_| !present);
+        Self::build(self.policy, kept.chain(added), Some(self), gfp)
+    }
+
+    /// A copy of this table without `handle` nor unregistered listeners.
+    pub(crate) fn without_member(&self, handle: usize, gfp: Gfp) -> Result<Self, Error> {
+        let kept = self.inputs().filter(move |i| i.handle != handle);
+        Self::build(self.policy, kept, Some(self), gfp)
+    }
+
+    /// The group's policy.
+    pub(crate) fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// Whether `handle` is a member (registered or not yet dropped).
+    pub(crate) fn contains(&self, handle: usize) -> bool {
+        self.members.iter().any(|m| m.handle == handle)
+    }
+
+    /// The members' handles, in registration order.
+    pub(crate) fn handles(&self) -> impl Iterator<Item = usize> + '_ {
+        self.members.iter().map(|m| m.handle)
+    }
+
+    /// The handles of the listeners registered for `cpu`, in order.
+    pub(crate) fn cpu_handles(&self, cpu: usize) -> impl Iterator<Item = usize> + '_ {
+        self.cpu_slots(cpu)
+            .iter()
+            .filter_map(|&i| self.members.get(i as usize).map(|m| m.handle))
+    }
+
+    /// Picks the listener for a connection whose SYN is processed on
+    /// `cpu`; `hash` is the flow hash reuseport would use.
+    ///
+    /// Order: the CPU's listeners by policy, skipping full ones (counted
+    /// in their `full_skips`); then any member with room, starting where
+    /// reuseport's hash points; then, all full, that hash's member.
+    pub(crate) fn select(&self, cpu: usize, hash: u32) -> Pick {
+        match self.select_cpu(cpu) {
+            Some(handle) => Pick::Cpu(handle),
+            None => self.fallback(hash),
+        }
+    }
+
+    fn cpu_slots(&self, cpu: usize) -> &[u32] {
+        let Some(e) = self.cpus.get(cpu) else {
+            return &[];
+        };
+        self.slots
+            .get(e.first as usize..)
+            .and_then(|s| s.get(..e.len as usize))
+            .unwrap_or(&[])
+    }
+
+    fn select_cpu(&self, cpu: usize) -> Option<usize> {
+        let slots = self.cpu_slots(cpu);
+        let n = slots.len();
+        if n == 0 {
+            return None;
+        }
+        let cursor = match self.policy {
+            Policy::RoundRobin => self
+                .cpus
+                .get(cpu)
+                .and_then(|e| self.cursors.get(e.cursor as usize)),
+            Policy::FillFirst => None,
+        };
+        let start = cursor.map_or(0, |c| c.0.load(Ordering::Relaxed) as usize % n);
+        let (head, tail) = (slots.get(start..)?, slots.get(..start)?);
+        for (pos, &i) in (start..n).chain(0..start).zip(head.iter().chain(tail)) {
+            let Some(m) = self.members.get(i as usize) else {
+                continue;
+            };
+            if m.listener.is_gone() {
+                continue;
+            }
+            if !m.listener.has_room() {
+                m.listener.note_full_skip();
+                continue;
+            }
+            // The next turn starts after the one chosen, so listeners
+            // skipped for being full do not hand theirs to a neighbour.
+            // Only this CPU's softirq uses this cursor; were two to
+            // race, the worst outcome is one listener chosen twice.
+            // `pos + 1 <= n`, which fits in a u32 (see the invariants).
+            if let Some(c) = cursor {
+                c.0.store(u32::try_from(pos + 1).unwrap_or(0), Ordering::Relaxed);
+            }
+            return Some(m.handle);
+        }
+        None
+    }
+
+    fn fallback(&self, hash: u32) -> Pick {
+        let n = self.members.len();
+        // reciprocal_scale(hash, n) as reuseport's hash selection does:
+        // both factors are below 2^32, so the product fits in 64 bits.
+        let start = ((u64::from(hash) * n as u64) >> 32) as usize;
+        let (Some(head), Some(tail)) = (self.members.get(start..), self.members.get(..start))
+        else {
+            return Pick::Empty;
+        };
+        let mut first_live = None;
+        for m in head.iter().chain(tail) {
+            if m.listener.is_gone() {
+                continue;
+            }
+            if m.listener.has_room() {
+                return Pick::Other(m.handle);
+            }
+            first_live.get_or_insert(m.handle);
+        }
+        first_live.map_or(Pick::Empty, Pick::Full)
+    }
+
+    /// A member as build input.
+    fn input<'a>(&'a self, m: &'a Member) -> Input<'a> {
+        Input {
+            handle: m.handle,
+            listener: &m.listener,
+            mask: self
+                .masks
+                .get(m.mask_first..)
+                .and_then(|s| s.get(..m.mask_len))
+                .unwrap_or(&[]),
+        }
+    }
+
+    /// The live members as build input, in order.
+    fn inputs(&self) -> impl Iterator<Item = Input<'_>> + Clone + '_ {
+        self.members
+            .iter()
+            .filter(|m| !m.listener.is_gone())
+            .map(|m| self.input(m))
+    }
+
+    /// Builds a table; every allocation happens before anything is
+    /// shared, so a failure leaves nothing behind.
+    fn build<'a>(
+        policy: Policy,
+        inputs: impl Iterator<Item = Input<'a>> + Clone,
+        old: Option<&Table>,
+        gfp: Gfp,
+    ) -> Result<Self, Error> {
+        // Pass 1: sizes.
+        let (mut n, mut words, mut nslots, mut ncpus) = (0usize, 0usize, 0usize, 0usize);
+        for input in inputs.clone() {
+            n = n.checked_add(1).ok_or(Error::Inval)?;
+            words = words.checked_add(input.mask.len()).ok_or(Error::Inval)?;
+            for_each_cpu(input.mask, |cpu| {
+                nslots = nslots.checked_add(1).ok_or(Error::Inval)?;
+                ncpus = ncpus.max(cpu.checked_add(1).ok_or(Error::Inval)?);
+                Ok(())
+            })?;
+        }
+        if u32::try_from(n).is_err() || u32::try_from(nslots).is_err() {
+            return Err(Error::Inval);
+        }
+        let mut members = mem::vec_with_capacity(n, gfp)?;
+        let mut masks = mem::vec_with_capacity(words, gfp)?;
+        let mut cpus = mem::vec_filled(CpuEntry::default(), ncpus, gfp)?;
+        let mut slots = mem::vec_filled(0u32, nslots, gfp)?;
+
+        // Pass 2: members, masks, per-CPU counts.
+        for input in inputs.clone() {
+            let mask_first = masks.len();
+            mem::vec_extend(&mut masks, input.mask, gfp)?;
+            mem::vec_push(
+                &mut members,
+                Member {
+                    handle: input.handle,
+                    listener: input.listener.clone(),
+                    mask_first,
+                    mask_len: input.mask.len(),
+                },
+                gfp,
+            )?;
+            for_each_cpu(input.mask, |cpu| {
+                let e = cpus.get_mut(cpu).ok_or(Error::Inval)?;
+                e.len = e.len.checked_add(1).ok_or(Error::Inval)?;
+                Ok(())
+            })?;
+        }
+
+        // Each CPU's range ends at the running sum; filling members from
+        // the last backwards moves `first` down to the range's start and
+        // leaves each range in registration order.
+        let mut end = 0u32;
+        let mut nrr = 0usize;
+        for e in cpus.iter_mut() {
+            end = end.checked_add(e.len).ok_or(Error::Inval)?;
+            e.first = end;
+            if policy == Policy::RoundRobin && e.len > 1 {
+                nrr += 1;
+            }
+        }
+        for (i, m) in members.iter().enumerate().rev() {
+            let mask = masks.get(m.mask_first..).and_then(|s| s.get(..m.mask_len));
+            let i = u32::try_from(i).map_err(|_| Error::Inval)?;
+            for_each_cpu(mask.unwrap_or(&[]), |cpu| {
+                let e = cpus.get_mut(cpu).ok_or(Error::Inval)?;
+                e.first = e.first.checked_sub(1).ok_or(Error::Inval)?;
+                *slots.get_mut(e.first as usize).ok_or(Error::Inval)? = i;
+                Ok(())
+            })?;
+        }
+
+        // Round-robin cursors, carried over from the old table so that a
+        // change elsewhere does not restart a CPU's rotation.
+        let mut cursors = mem::vec_with_capacity(nrr, gfp)?;
+        for (cpu, e) in cpus.iter_mut().enumerate() {
+            e.cursor = NO_CURSOR;
+            if policy != Policy::RoundRobin || e.len < 2 {
+                continue;
+            }
+            let start = old
+                .and_then(|t| t.cpus.get(cpu))
+                .and_then(|o| old.and_then(|t| t.cursors.get(o.cursor as usize)))
+                .map_or(0, |c| c.0.load(Ordering::Relaxed));
+            e.cursor = u32::try_from(cursors.len()).map_err(|_| Error::Inval)?;
+            mem::vec_push(&mut cursors, Cursor(AtomicU32::new(start)), gfp)?;
+        }
+        // INVARIANT: `slots` holds member indexes below `n`, written within
+        // the ranges computed from the same counts; cursor indexes are
+        // pushed positions; `n` fits in a `u32` (checked above).
+        Ok(Self {
+            policy,
+            members,
+            masks,
+            cpus,
+            slots,
+            cursors,
+        })
+    }
+}
