@@ -41,6 +41,7 @@ settings_timeout() {
 # Our suite, through its Makefile as NIPA builds it.
 dir=$src/tools/testing/selftests/net/reuserps
 if [ -f "$dir/Makefile" ]; then
+	mkdir -p "$out/reuserps"
 	LDFLAGS=-static make -s -C "$dir" OUTPUT="$out/reuserps" \
 		KHDR_INCLUDES="-isystem $hdr" all
 	tmo=$(settings_timeout "$dir")
