@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * SO_REUSERPS socket option plumbing.
+ *
+ * setsockopt() checks a struct reuserps_req and keeps it on the socket
+ * (sk->sk_reuserps) together with the listener's accounting state, until
+ * the socket joins its reuseport group; getsockopt() reports that state.
+ * The policy core is Rust (net/core/reuserps.rs); see
+ * Documentation/networking/reuserps.rst.
+ */
+
+#include <linux/cpumask.h>
+#include <linux/overflow.h>
+#include <linux/slab.h>
+#include <linux/sockptr.h>
+#include <net/inet_sock.h>
+#include <net/reuserps.h>
+#include <net/sock.h>
+#include <net/sock_reuseport.h>
+#include <net/tcp_states.h>
+#include <uapi/linux/reuserps.h>
+
+/**
+ * struct reuserps_sock - what SO_REUSERPS asked for, owned by the socket
+ * @listener: the listener's cap and connection counts (one reference)
+ * @policy: REUSERPS_ROUND_ROBIN or REUSERPS_FILL_FIRST
+ * @max_conns: cap on active connections, 0 for none
+ * @mask_words: number of words in @cpus
+ * @cpus: CPU mask, checked against nr_cpu_ids
+ *
+ * Replaced only under the socket lock; freed with the socket.
+ */
+struct reuserps_sock {
+	struct reuserps_listener	*listener;
+	u32				policy;
+	u32				max_conns;
+	u32				mask_words;
+	u64				cpus[] __counted_by(mask_words);
+};
+
+static void reuserps_sock_free(struct reuserps_sock *rs)
+{
+	if (!rs)
+		return;
+	if (rs->listener)
+		reuserps_listener_put(rs->listener);
+	kfree(rs);
+}
+
+/* Copies and checks a request; every check happens before any state. */
+static struct reuserps_sock *reuserps_sock_parse(sockptr_t optval,
+						 unsigned int optlen)
+{
+	struct reuserps_req req;
+	struct reuserps_sock *rs;
+	int err;
+
+	if (optlen < sizeof(req))
+		return ERR_PTR(-EINVAL);
+	if (copy_from_sockptr(&req, optval, sizeof(req)))
+		return ERR_PTR(-EFAULT);
+	if (!req.mask_words ||
+	    req.mask_words > reuserps_max_mask_words(nr_cpu_ids) ||
+	    optlen != struct_size(&req, cpus, req.mask_words))
+		return ERR_PTR(-EINVAL);
+
+	rs = kzalloc(struct_size(rs, cpus, req.mask_words),
+		     GFP_KERNEL_ACCOUNT);
+	if (!rs)
+		return ERR_PTR(-ENOMEM);
+	rs->mask_words = req.mask_words;
+	if (copy_from_sockptr_offset(rs->cpus, optval, sizeof(req),
+				     array_size(req.mask_words,
+						sizeof(rs->cpus[0])))) {
+		err = -EFAULT;
+		goto free;
+	}
+	err = reuserps_check_req(req.policy, req.flags, rs->cpus,
+				 req.mask_words, nr_cpu_ids);
+	if (err)
+		goto free;
+	rs->policy = req.policy;
+	rs->max_conns = req.max_conns;
+	rs->listener = reuserps_listener_new(req.max_conns);
+	if (!rs->listener) {
+		err = -ENOMEM;
+		goto free;
+	}
+	return rs;
+free:
+	reuserps_sock_free(rs);
+	return ERR_PTR(err);
+}
+
+int sk_setsockopt_reuserps(struct sock *sk, sockptr_t optval,
+			   unsigned int optlen)
+{
+	struct reuserps_sock *rs;
+	int err = 0;
+
+	if (!sk_is_tcp(sk))
+		return -EOPNOTSUPP;
+
+	rs = reuserps_sock_parse(optval, optlen);
+	if (IS_ERR(rs))
+		return PTR_ERR(rs);
+
+	sockopt_lock_sock(sk);
+	/* The reuseport group is chosen at bind(): ask before it. */
+	if (inet_sk(sk)->inet_num || sk->sk_state == TCP_LISTEN)
+		err = -EINVAL;
+	else
+		swap(sk->sk_reuserps, rs);
+	sockopt_release_sock(sk);
+
+	/* The request replaced, or the one refused. */
+	reuserps_sock_free(rs);
+	return err;
+}
+
+int sk_getsockopt_reuserps(struct sock *sk, sockptr_t optval,
+			   sockptr_t optlen, int len)
+{
+	struct reuserps_info info = {};
+	struct reuserps_sock *rs;
+
+	if (!sk_is_tcp(sk))
+		return -EOPNOTSUPP;
+	if (len < (int)sizeof(info))
+		return -EINVAL;
+
+	sockopt_lock_sock(sk);
+	rs = sk->sk_reuserps;
+	if (rs)
+		reuserps_listener_info(rs->listener, rs->policy, &info);
+	sockopt_release_sock(sk);
+	if (!rs)
+		return -ENOENT;
+
+	/* The struct may grow at its end: copy what this kernel has. */
+	len = sizeof(info);
+	if (copy_to_sockptr(optval, &info, len) ||
+	    copy_to_sockptr(optlen, &len, sizeof(len)))
+		return -EFAULT;
+	return 0;
+}
+
+void sk_reuserps_free(struct sock *sk)
+{
+	reuserps_sock_free(sk->sk_reuserps);
+	sk->sk_reuserps = NULL;
+}
