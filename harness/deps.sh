@@ -16,7 +16,7 @@ pkgs=(
 	linux-source-6.12 build-essential flex bison bc cpio kmod
 	libelf-dev libssl-dev libclang-14-dev clang-14
 	qemu-system-x86 busybox-static python3-venv python3-ply python3-git
-	codespell git perl
+	codespell git perl ccache
 	"rustc-web=$rustver" "rust-web-src=$rustver"
 	"libstd-rust-web-dev=$rustver" "libstd-rust-web-1.85=$rustver"
 	"rustfmt-web=$rustver"
