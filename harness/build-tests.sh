@@ -42,7 +42,9 @@ settings_timeout() {
 dir=$src/tools/testing/selftests/net/reuserps
 if [ -f "$dir/Makefile" ]; then
 	mkdir -p "$out/reuserps"
-	LDFLAGS=-static make -s -C "$dir" OUTPUT="$out/reuserps" \
+	# -Werror: a warning in our own tests is a bug (a wrong pointer
+	# type once passed silently and made a test fail).
+	CFLAGS=-Werror LDFLAGS=-static make -s -C "$dir" OUTPUT="$out/reuserps" \
 		KHDR_INCLUDES="-isystem $hdr" all
 	tmo=$(settings_timeout "$dir")
 	progs=$(make -s -C "$dir" OUTPUT="$out/reuserps" \
