@@ -20,23 +20,7 @@
 #include <net/tcp_states.h>
 #include <uapi/linux/reuserps.h>
 
-/**
- * struct reuserps_sock - what SO_REUSERPS asked for, owned by the socket
- * @listener: the listener's cap and connection counts (one reference)
- * @policy: REUSERPS_ROUND_ROBIN or REUSERPS_FILL_FIRST
- * @max_conns: cap on active connections, 0 for none
- * @mask_words: number of words in @cpus
- * @cpus: CPU mask, checked against nr_cpu_ids
- *
- * Replaced only under the socket lock; freed with the socket.
- */
-struct reuserps_sock {
-	struct reuserps_listener	*listener;
-	u32				policy;
-	u32				max_conns;
-	u32				mask_words;
-	u64				cpus[] __counted_by(mask_words);
-};
+#include "sock_reuserps.h"
 
 static void reuserps_sock_free(struct reuserps_sock *rs)
 {

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * SO_REUSERPS in a reuseport group: registration and selection.
+ *
+ * A listener registers in its group's match table when it enters the
+ * group's listening section and leaves it when it leaves that section
+ * (close, shutdown, migration), under reuseport_lock, which is why tables
+ * are built with GFP_ATOMIC, as reuseport_alloc() allocates the group.
+ * The table is published with RCU in reuse->reuserps; reuseport's lookup
+ * reads it under rcu_read_lock() and asks the Rust core for the listener
+ * of the current CPU.
+ *
+ * The first listener fixes the group's mode: with SO_REUSERPS and its
+ * policy, or without.  bind() refuses a socket whose mode or policy
+ * differs from a socket it would share the port with (-EADDRINUSE).
+ */
+
+#include <linux/rcupdate.h>
+#include <linux/slab.h>
+#include <linux/smp.h>
+#include <net/reuserps.h>
+#include <net/sock.h>
+#include <net/sock_reuseport.h>
+#include <net/tcp_states.h>
+
+#include "sock_reuserps.h"
+
+/**
+ * struct reuserps_group - a group's match table, as published with RCU
+ * @rcu: frees the table once no reader can see it
+ * @table: the table (Rust), never changed once published
+ */
+struct reuserps_group {
+	struct rcu_head			rcu;
+	const struct reuserps_table	*table;
+};
+
+static void reuserps_group_free_rcu(struct rcu_head *head)
+{
+	struct reuserps_group *g = container_of(head, struct reuserps_group,
+						rcu);
+
+	reuserps_table_free(g->table);
+	kfree(g);
+}
+
+static struct reuserps_group *reuserps_group_get(struct sock_reuseport *reuse)
+{
+	return rcu_dereference_protected(reuse->reuserps,
+					 lockdep_is_held(&reuseport_lock));
+}
+
+/* Publishes @table (NULL: none) in place of the group's current one. */
+static void reuserps_group_set(struct sock_reuseport *reuse,
+			       struct reuserps_group *g)
+{
+	struct reuserps_group *old = reuserps_group_get(reuse);
+
+	rcu_assign_pointer(reuse->reuserps, g);
+	if (old)
+		call_rcu(&old->rcu, reuserps_group_free_rcu);
+}
+
+/**
+ * reuserps_group_add - register @sk in the match table of @reuse
+ * @reuse: the group @sk is about to join the listening section of
+ * @sk: the socket
+ *
+ * Called under reuseport_lock before @sk is added, so that a failure
+ * leaves the group as it was.  A socket without SO_REUSERPS may join only
+ * a group without a table, and the other way round.
+ *
+ * Return: 0, -EADDRINUSE if @sk's mode or policy is not the group's, or
+ * -ENOMEM.
+ */
+int reuserps_group_add(struct sock_reuseport *reuse, struct sock *sk)
+{
+	struct reuserps_group *old = reuserps_group_get(reuse);
+	struct reuserps_sock *rs = sk->sk_reuserps;
+	const struct reuserps_table *table;
+	struct reuserps_group *g;
+	int err;
+
+	if (!rs)
+		return old ? -EADDRINUSE : 0;
+	if (!old && reuse->num_socks)
+		return -EADDRINUSE;
+
+	g = kmalloc(sizeof(*g), GFP_ATOMIC);
+	if (!g)
+		return -ENOMEM;
+	err = reuserps_table_add(old ? old->table : NULL, rs->policy, sk,
+				 rs->listener, rs->cpus, rs->mask_words, false,
+				 &table);
+	if (err) {
+		kfree(g);
+		/* The only bad input left is a policy not the group's. */
+		return err == -EINVAL ? -EADDRINUSE : err;
+	}
+	g->table = table;
+	reuserps_listener_configure(rs->listener, rs->max_conns, false);
+	reuserps_group_set(reuse, g);
+	return 0;
+}
+
+/**
+ * reuserps_group_del - unregister @sk from the match table of @reuse
+ * @reuse: the group @sk leaves the listening section of
+ * @sk: the socket
+ *
+ * Called under reuseport_lock; cannot fail.  Without memory for the new
+ * table, the old one stays and selection skips @sk from now on.
+ */
+void reuserps_group_del(struct sock_reuseport *reuse, struct sock *sk)
+{
+	struct reuserps_group *old = reuserps_group_get(reuse);
+	struct reuserps_sock *rs = sk->sk_reuserps;
+	const struct reuserps_table *table;
+	struct reuserps_group *g = NULL;
+
+	if (!old || !rs)
+		return;
+
+	/* Readers of the current table stop picking @sk at once. */
+	reuserps_listener_configure(rs->listener, rs->max_conns, true);
+	if (reuserps_table_remove(old->table, sk, false, &table))
+		return;
+	if (table) {
+		g = kmalloc(sizeof(*g), GFP_ATOMIC);
+		if (!g) {
+			reuserps_table_free(table);
+			return;
+		}
+		g->table = table;
+	}
+	reuserps_group_set(reuse, g);
+}
+
+/* The group is going away: no reader can see it any more. */
+void reuserps_group_free(struct sock_reuseport *reuse)
+{
+	struct reuserps_group *g = rcu_dereference_protected(reuse->reuserps,
+							       1);
+
+	if (g) {
+		reuserps_table_free(g->table);
+		kfree(g);
+	}
+}
+
+/**
+ * reuserps_select - the listener for a SYN processed on this CPU
+ * @reuse: the group, under rcu_read_lock()
+ * @hash: the flow hash reuseport would use
+ *
+ * Return: a listener of the group, or NULL if the group has no table.
+ */
+struct sock *reuserps_select(struct sock_reuseport *reuse, u32 hash)
+{
+	struct reuserps_group *g = rcu_dereference(reuse->reuserps);
+	u32 pick;
+
+	if (!g)
+		return NULL;
+	return reuserps_table_select(g->table, raw_smp_processor_id(), hash,
+				     &pick);
+}
+
+/* Whether @sk may share a port with @sk2 as far as SO_REUSERPS goes. */
+bool sk_reuserps_compatible(const struct sock *sk, const struct sock *sk2)
+{
+	const struct reuserps_sock *a, *b;
+
+	/* A time-wait socket is no listener and has no sk_reuserps. */
+	if (sk2->sk_state == TCP_TIME_WAIT)
+		return true;
+	a = READ_ONCE(sk->sk_reuserps);
+	b = READ_ONCE(sk2->sk_reuserps);
+	if (!a || !b)
+		return !a && !b;
+	return a->policy == b->policy;
+}
+
+bool sk_reuserps_requested(const struct sock *sk)
+{
+	return !!READ_ONCE(sk->sk_reuserps);
+}

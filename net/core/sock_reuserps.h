@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* SO_REUSERPS: what net/core's SO_REUSERPS files share. */
+#ifndef _NET_CORE_SOCK_REUSERPS_H
+#define _NET_CORE_SOCK_REUSERPS_H
+
+#include <linux/types.h>
+
+struct reuserps_listener;
+
+/**
+ * struct reuserps_sock - what SO_REUSERPS asked for, owned by the socket
+ * @listener: the listener's cap and connection counts (one reference)
+ * @policy: REUSERPS_ROUND_ROBIN or REUSERPS_FILL_FIRST
+ * @max_conns: cap on active connections, 0 for none
+ * @mask_words: number of words in @cpus
+ * @cpus: CPU mask, checked against nr_cpu_ids
+ *
+ * Replaced only under the socket lock; freed with the socket.
+ */
+struct reuserps_sock {
+	struct reuserps_listener	*listener;
+	u32				policy;
+	u32				max_conns;
+	u32				mask_words;
+	u64				cpus[] __counted_by(mask_words);
+};
+
+#endif /* _NET_CORE_SOCK_REUSERPS_H */
