@@ -67,9 +67,15 @@ host-test:
 harness-test: kernel
 	$(H)/test-harness.sh
 
-demo: tests
-	$(H)/guest.py --name demo --cpus $(CPUS) --manifest $(MANIFEST) \
-		--show-output
+# Boot the kernel and show where connections land, hash vs SO_REUSERPS.
+demo: kernel
+	@mkdir -p $(BUILD)/demo
+	gcc -static -O2 -Wall -Werror -isystem $(BUILD)/kbuild/usr/include \
+		-o $(BUILD)/demo/reuserps_demo $(H)/demo/reuserps_demo.c
+	@echo "reuserps_demo 120 $(BUILD)/demo/reuserps_demo" \
+		>$(BUILD)/demo/manifest
+	$(H)/guest.py --name demo --cpus $(CPUS) \
+		--manifest $(BUILD)/demo/manifest --show-output
 
 check:
 	$(H)/check.sh
