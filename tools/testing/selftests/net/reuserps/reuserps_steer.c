@@ -5,14 +5,18 @@
  * the CPU of the connecting thread, so pinning the client picks the CPU.
  * Checks where every connection went, the round-robin rotation and the
  * fill-first order, order kept when a listener closes, the fallback for a
- * CPU without listeners, and the rules for joining a group (mode, policy,
- * uid), on IPv4 and IPv6.
+ * CPU without listeners, the rules for joining a group (mode, policy,
+ * uid), caps and the counts getsockopt() reports, back to zero after
+ * every way a connection ends, and the drop and retry when all are full;
+ * on IPv4 and IPv6.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -97,8 +101,9 @@ FIXTURE_TEARDOWN(steer)
 }
 
 /* A bound socket of the group; 0 or the errno of setsockopt() or bind(). */
-static int bound(struct group *g, int family, bool reuserps, __u32 policy,
-		 const int *cpus, int ncpus, int *fdp)
+static int bound_capped(struct group *g, int family, bool reuserps,
+			__u32 policy, __u32 cap, const int *cpus, int ncpus,
+			int *fdp)
 {
 	struct req_buf b = {};
 	int fd, one = 1, i;
@@ -110,6 +115,7 @@ static int bound(struct group *g, int family, bool reuserps, __u32 policy,
 		goto err;
 	if (reuserps) {
 		b.req.policy = policy;
+		b.req.max_conns = cap;
 		b.req.mask_words = MASK_WORDS;
 		for (i = 0; i < ncpus; i++)
 			b.cpus[cpus[i] / 64] |= 1ULL << (cpus[i] % 64);
@@ -126,13 +132,21 @@ err:
 	return i;
 }
 
-/* Adds a listening member; the first one picks the port. */
-static int add_listener(struct __test_metadata *_metadata, struct group *g,
-			int family, __u32 policy, const int *cpus, int ncpus)
+static int bound(struct group *g, int family, bool reuserps, __u32 policy,
+		 const int *cpus, int ncpus, int *fdp)
+{
+	return bound_capped(g, family, reuserps, policy, 0, cpus, ncpus, fdp);
+}
+
+/* Adds a listening member with a cap; the first one picks the port. */
+static int add_capped(struct __test_metadata *_metadata, struct group *g,
+		      int family, __u32 policy, __u32 cap, const int *cpus,
+		      int ncpus)
 {
 	int fd = -1;
 
-	ASSERT_EQ(0, bound(g, family, true, policy, cpus, ncpus, &fd));
+	ASSERT_EQ(0, bound_capped(g, family, true, policy, cap, cpus, ncpus,
+				  &fd));
 	ASSERT_EQ(0, listen(fd, 256));
 	ASSERT_EQ(0, fcntl(fd, F_SETFL, O_NONBLOCK));
 	if (!g->n)
@@ -140,6 +154,12 @@ static int add_listener(struct __test_metadata *_metadata, struct group *g,
 					 &g->alen));
 	g->fd[g->n] = fd;
 	return g->n++;
+}
+
+static int add_listener(struct __test_metadata *_metadata, struct group *g,
+			int family, __u32 policy, const int *cpus, int ncpus)
+{
+	return add_capped(_metadata, g, family, policy, 0, cpus, ncpus);
 }
 
 static void pin(struct __test_metadata *_metadata, int cpu)
@@ -151,35 +171,107 @@ static void pin(struct __test_metadata *_metadata, int cpu)
 	ASSERT_EQ(0, sched_setaffinity(0, sizeof(set), &set));
 }
 
-/*
- * Connects from the current CPU and returns the index of the listener
- * that got the connection.  Over loopback the handshake is done when
- * connect() returns; the retry loop only guards against a slow guest.
- */
-static int connect_one(struct __test_metadata *_metadata, struct group *g,
-		       int family)
+/* The index of the listener that has a connection to accept, or -1. */
+static int accept_any(struct __test_metadata *_metadata, struct group *g,
+		      int *afd)
 {
-	int c, i, a, tries;
+	int i, a, tries;
 
-	c = socket(family, SOCK_STREAM, 0);
-	ASSERT_LE(0, c);
-	ASSERT_EQ(0, connect(c, (struct sockaddr *)&g->addr, g->alen));
 	for (tries = 0; tries < 1000; tries++) {
 		for (i = 0; i < g->n; i++) {
 			if (g->fd[i] < 0)
 				continue;
 			a = accept(g->fd[i], NULL, NULL);
 			if (a >= 0) {
-				close(a);
-				close(c);
+				*afd = a;
 				return i;
 			}
 			ASSERT_EQ(EAGAIN, errno);
 		}
 		usleep(1000);
 	}
-	close(c);
 	return -1;
+}
+
+/*
+ * Connects from the current CPU and returns the index of the listener
+ * that got the connection, both ends left open.  Over loopback the
+ * handshake is done when connect() returns; accept_any() retries only
+ * to guard against a slow guest.
+ */
+static int connect_keep(struct __test_metadata *_metadata, struct group *g,
+			int family, int *cfd, int *afd)
+{
+	*cfd = socket(family, SOCK_STREAM, 0);
+	ASSERT_LE(0, *cfd);
+	ASSERT_EQ(0, connect(*cfd, (struct sockaddr *)&g->addr, g->alen));
+	return accept_any(_metadata, g, afd);
+}
+
+/* As connect_keep(), closing both ends. */
+static int connect_one(struct __test_metadata *_metadata, struct group *g,
+		       int family)
+{
+	int c = -1, a = -1, got;
+
+	got = connect_keep(_metadata, g, family, &c, &a);
+	close(c);
+	if (a >= 0)
+		close(a);
+	return got;
+}
+
+static struct reuserps_info info_of(struct __test_metadata *_metadata,
+				    int fd)
+{
+	struct reuserps_info info;
+	socklen_t len = sizeof(info);
+
+	EXPECT_EQ(0, getsockopt(fd, SOL_SOCKET, SO_REUSERPS, &info, &len));
+	return info;
+}
+
+/* Waits up to 3 s for the listener's active count to reach @want. */
+static __u32 wait_active(struct __test_metadata *_metadata, int fd,
+			 __u32 want)
+{
+	__u32 now = ~0U;
+	int i;
+
+	for (i = 0; i < 300; i++) {
+		now = info_of(_metadata, fd).active_conns;
+		if (now == want)
+			break;
+		usleep(10000);
+	}
+	return now;
+}
+
+/* TcpExt ListenDrops of this network namespace. */
+static long listen_drops(void)
+{
+	char names[4096], values[4096], *n, *v, *sn, *sv;
+	long drops = -1;
+	FILE *f;
+
+	f = fopen("/proc/net/netstat", "r");
+	if (!f)
+		return -1;
+	while (fgets(names, sizeof(names), f) &&
+	       fgets(values, sizeof(values), f)) {
+		if (strncmp(names, "TcpExt:", 7))
+			continue;
+		n = strtok_r(names, "\n ", &sn);
+		v = strtok_r(values, "\n ", &sv);
+		while (n && v) {
+			if (!strcmp(n, "ListenDrops"))
+				drops = atol(v);
+			n = strtok_r(NULL, "\n ", &sn);
+			v = strtok_r(NULL, "\n ", &sv);
+		}
+	}
+	fclose(f);
+	return drops;
 }
 
 /* One listener per CPU: every connection goes to its CPU's listener. */
@@ -341,6 +433,170 @@ TEST_F(steer, other_user_refused)
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	ASSERT_TRUE(WIFEXITED(status));
 	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
+/* Fill first with caps: the first takes its cap, the next the rest. */
+TEST_F(steer, caps_and_counts)
+{
+	int all[MAX_LISTENERS], c[5], a[5], k, i;
+	struct reuserps_info ia, ib;
+
+	for (i = 0; i < self->ncpus; i++)
+		all[i] = i;
+	add_capped(_metadata, &self->g, variant->family, REUSERPS_FILL_FIRST,
+		   2, all, self->ncpus);
+	add_capped(_metadata, &self->g, variant->family, REUSERPS_FILL_FIRST,
+		   0, all, self->ncpus);
+	pin(_metadata, 0);
+	for (k = 0; k < 5; k++)
+		EXPECT_EQ(k < 2 ? 0 : 1,
+			  connect_keep(_metadata, &self->g, variant->family,
+				       &c[k], &a[k]));
+	ia = info_of(_metadata, self->g.fd[0]);
+	ib = info_of(_metadata, self->g.fd[1]);
+	EXPECT_EQ(2, ia.max_conns);
+	EXPECT_EQ(2, ia.active_conns);
+	EXPECT_EQ(2, ia.total_conns);
+	EXPECT_EQ(3, ia.full_skips);
+	EXPECT_EQ(3, ib.active_conns);
+	EXPECT_EQ(3, ib.total_conns);
+	EXPECT_EQ(0, ib.full_skips);
+	for (k = 0; k < 5; k++) {
+		close(c[k]);
+		close(a[k]);
+	}
+	EXPECT_EQ(0, wait_active(_metadata, self->g.fd[0], 0));
+	EXPECT_EQ(0, wait_active(_metadata, self->g.fd[1], 0));
+	/* Room again: the first registered takes the next one. */
+	EXPECT_EQ(0, connect_one(_metadata, &self->g, variant->family));
+}
+
+/* Every way a connection ends brings the count back down. */
+TEST_F(steer, active_back_to_zero)
+{
+	struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+	int all[MAX_LISTENERS], c, a, i, l, k, cs[3];
+
+	for (i = 0; i < self->ncpus; i++)
+		all[i] = i;
+	l = add_listener(_metadata, &self->g, variant->family,
+			 REUSERPS_ROUND_ROBIN, all, self->ncpus);
+	l = self->g.fd[l];
+
+	/* The client closes first, then the server. */
+	ASSERT_EQ(0, connect_keep(_metadata, &self->g, variant->family, &c,
+				  &a));
+	EXPECT_EQ(1, info_of(_metadata, l).active_conns);
+	close(c);
+	close(a);
+	EXPECT_EQ(0, wait_active(_metadata, l, 0));
+
+	/* The server closes first. */
+	ASSERT_EQ(0, connect_keep(_metadata, &self->g, variant->family, &c,
+				  &a));
+	close(a);
+	close(c);
+	EXPECT_EQ(0, wait_active(_metadata, l, 0));
+
+	/* A reset ends it though the server still holds the socket. */
+	ASSERT_EQ(0, connect_keep(_metadata, &self->g, variant->family, &c,
+				  &a));
+	ASSERT_EQ(0, setsockopt(c, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst)));
+	close(c);
+	EXPECT_EQ(0, wait_active(_metadata, l, 0));
+	close(a);
+
+	/* Never accepted, then the listener stops listening. */
+	for (k = 0; k < 3; k++) {
+		cs[k] = socket(variant->family, SOCK_STREAM, 0);
+		ASSERT_LE(0, cs[k]);
+		ASSERT_EQ(0, connect(cs[k], (struct sockaddr *)&self->g.addr,
+				     self->g.alen));
+	}
+	EXPECT_EQ(3, wait_active(_metadata, l, 3));
+	ASSERT_EQ(0, shutdown(l, SHUT_RDWR));
+	EXPECT_EQ(0, wait_active(_metadata, l, 0));
+	EXPECT_EQ(6, info_of(_metadata, l).total_conns);
+	for (k = 0; k < 3; k++)
+		close(cs[k]);
+}
+
+/* Full on its CPU: the connection goes to another member with room. */
+TEST_F(steer, full_falls_back_to_room)
+{
+	int cpu0 = 0, cpu1 = 1, c[2], a[2];
+
+	add_capped(_metadata, &self->g, variant->family, REUSERPS_ROUND_ROBIN,
+		   1, &cpu0, 1);
+	add_capped(_metadata, &self->g, variant->family, REUSERPS_ROUND_ROBIN,
+		   0, &cpu1, 1);
+	pin(_metadata, 0);
+	EXPECT_EQ(0, connect_keep(_metadata, &self->g, variant->family, &c[0],
+				  &a[0]));
+	EXPECT_EQ(1, connect_keep(_metadata, &self->g, variant->family, &c[1],
+				  &a[1]));
+	EXPECT_EQ(1, info_of(_metadata, self->g.fd[0]).full_skips);
+	EXPECT_EQ(1, info_of(_metadata, self->g.fd[0]).active_conns);
+	close(c[0]);
+	close(a[0]);
+	close(c[1]);
+	close(a[1]);
+}
+
+/* All full: the SYN is dropped and counted; the retry gets in later. */
+TEST_F(steer, all_full_drops_then_retry_succeeds)
+{
+	int all[MAX_LISTENERS], c, a, c2, a2, i, l;
+	struct pollfd pfd;
+	long drops;
+
+	for (i = 0; i < self->ncpus; i++)
+		all[i] = i;
+	l = add_capped(_metadata, &self->g, variant->family,
+		       REUSERPS_FILL_FIRST, 1, all, self->ncpus);
+	l = self->g.fd[l];
+	ASSERT_EQ(0, connect_keep(_metadata, &self->g, variant->family, &c,
+				  &a));
+	drops = listen_drops();
+	ASSERT_LE(0, drops);
+
+	c2 = socket(variant->family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	ASSERT_LE(0, c2);
+	ASSERT_EQ(-1, connect(c2, (struct sockaddr *)&self->g.addr,
+			      self->g.alen));
+	ASSERT_EQ(EINPROGRESS, errno);
+	pfd.fd = c2;
+	pfd.events = POLLOUT;
+	EXPECT_EQ(0, poll(&pfd, 1, 300));
+	EXPECT_LT(drops, listen_drops());
+	EXPECT_EQ(1, info_of(_metadata, l).active_conns);
+
+	/* Room again: the client's SYN retransmission gets in. */
+	close(c);
+	close(a);
+	EXPECT_EQ(0, wait_active(_metadata, l, 0));
+	EXPECT_EQ(1, poll(&pfd, 1, 5000));
+	EXPECT_EQ(0, accept_any(_metadata, &self->g, &a2));
+	EXPECT_EQ(1, info_of(_metadata, l).active_conns);
+	close(c2);
+	close(a2);
+}
+
+/* A connection that outlives its listener ends safely. */
+TEST_F(steer, connection_outlives_listener)
+{
+	int cpu0 = 0, c, a;
+
+	add_listener(_metadata, &self->g, variant->family,
+		     REUSERPS_ROUND_ROBIN, &cpu0, 1);
+	pin(_metadata, 0);
+	ASSERT_EQ(0, connect_keep(_metadata, &self->g, variant->family, &c,
+				  &a));
+	close(self->g.fd[0]);
+	self->g.fd[0] = -1;
+	EXPECT_EQ(5, write(c, "hello", 5));
+	close(c);
+	close(a);
 }
 
 TEST_HARNESS_MAIN
