@@ -54,11 +54,12 @@ fi
 
 venv=$build/venv
 if ! "$venv/bin/vng" --version >/dev/null 2>&1 ||
-	! "$venv/bin/b4" --version >/dev/null 2>&1; then
-	echo "deps: installing virtme-ng and b4 into $venv"
+	! "$venv/bin/b4" --version >/dev/null 2>&1 ||
+	! "$venv/bin/python" -c 'import docutils' 2>/dev/null; then
+	echo "deps: installing virtme-ng, b4 and docutils into $venv"
 	python3 -m venv "$venv"
 	"$venv/bin/pip" install --quiet --disable-pip-version-check \
-		virtme-ng b4
+		virtme-ng b4 docutils
 fi
 
 . "$here/toolchain.sh"

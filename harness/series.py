@@ -318,6 +318,34 @@ def cmd_verify(_args):
                 + res.stdout[:3000] + res.stderr[:1000])
         print(f"series: rustfmt --check clean on {len(rs)} Rust file(s)")
 
+    # Documentation parses as reStructuredText (docutils, from the venv;
+    # Sphinx-only roles such as :doc: are accepted without checking).
+    new_files = git("diff", "--name-only", "--diff-filter=A", "base",
+                    "series")
+    rst = [f for f in new_files.splitlines()
+           if f.endswith(".rst") and f.startswith("Documentation/")]
+    if rst:
+        check_rst = (
+            "import docutils.core, io, sys\n"
+            "from docutils.parsers.rst import roles\n"
+            "for r in ('doc', 'ref'):\n"
+            "    roles.register_local_role(r, lambda *a, **k: ([], []))\n"
+            "bad = 0\n"
+            "for f in sys.argv[1:]:\n"
+            "    err = io.StringIO()\n"
+            "    docutils.core.publish_doctree(open(f).read(), "
+            "source_path=f, settings_overrides={'warning_stream': err, "
+            "'report_level': 2, 'halt_level': 5})\n"
+            "    if err.getvalue():\n"
+            "        print(err.getvalue()); bad = 1\n"
+            "sys.exit(bad)\n")
+        res = subprocess.run(
+            [os.path.join(BUILD, "venv", "bin", "python"), "-c", check_rst,
+             *rst], cwd=TREE, capture_output=True, text=True)
+        if res.returncode:
+            die("reStructuredText problems:\n" + res.stdout + res.stderr)
+        print(f"series: docutils parses {len(rst)} document(s) cleanly")
+
     spell = codespell_file()
     if not spell:
         die("codespell dictionary not found (apt-get install codespell)")
