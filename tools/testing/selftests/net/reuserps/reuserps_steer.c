@@ -47,6 +47,7 @@ struct group {
 FIXTURE(steer)
 {
 	int ncpus;
+	int offline_cpu;	/* a CPU a test took offline, or -1 */
 	struct group g;
 };
 
@@ -67,6 +68,7 @@ FIXTURE_VARIANT_ADD(steer, ipv6)
 
 FIXTURE_SETUP(steer)
 {
+	self->offline_cpu = -1;
 	self->ncpus = get_nprocs();
 	if (self->ncpus < 2)
 		SKIP(return, "needs 2 CPUs or more");
@@ -91,9 +93,27 @@ FIXTURE_SETUP(steer)
 	}
 }
 
+static int set_online(int cpu, int online)
+{
+	char path[64];
+	int fd, ok;
+
+	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online",
+		 cpu);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, online ? "1" : "0", 1) == 1;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
 FIXTURE_TEARDOWN(steer)
 {
 	int i;
+
+	if (self->offline_cpu >= 0)
+		set_online(self->offline_cpu, 1);
 
 	for (i = 0; i < self->g.n; i++)
 		if (self->g.fd[i] >= 0)
@@ -597,6 +617,38 @@ TEST_F(steer, connection_outlives_listener)
 	EXPECT_EQ(5, write(c, "hello", 5));
 	close(c);
 	close(a);
+}
+
+/* A mask may name an offline CPU; offline and back online keeps working. */
+TEST_F(steer, cpu_offline_online)
+{
+	int cpu, k, got, off = self->ncpus - 1, extra;
+
+	for (cpu = 0; cpu < self->ncpus; cpu++)
+		add_listener(_metadata, &self->g, variant->family,
+			     REUSERPS_ROUND_ROBIN, &cpu, 1);
+	pin(_metadata, 0);
+	if (set_online(off, 0))
+		SKIP(return, "cannot take CPU %d offline", off);
+	self->offline_cpu = off;
+
+	for (cpu = 0; cpu < off; cpu++) {
+		pin(_metadata, cpu);
+		for (k = 0; k < 4; k++)
+			EXPECT_EQ(cpu, connect_one(_metadata, &self->g,
+						   variant->family));
+	}
+	/* Registering for a CPU that is offline is fine. */
+	extra = add_listener(_metadata, &self->g, variant->family,
+			     REUSERPS_ROUND_ROBIN, &off, 1);
+
+	ASSERT_EQ(0, set_online(off, 1));
+	self->offline_cpu = -1;
+	pin(_metadata, off);
+	for (k = 0; k < 6; k++) {
+		got = connect_one(_metadata, &self->g, variant->family);
+		EXPECT_TRUE(got == off || got == extra);
+	}
 }
 
 TEST_HARNESS_MAIN
