@@ -178,15 +178,16 @@ pub unsafe extern "C" fn reuserps_listener_admit(l: *const c_void) -> bool {
     unsafe { ListenerRef::borrow_raw(l.cast()) }.admit()
 }
 
-/// Counts a connection on `l` whatever its cap (a migrated one).
+/// Takes back the admission of a SYN answered with a cookie; false if no
+/// connection was active (a bug).
 ///
 /// # Safety
 ///
 /// The caller must hold a reference to `l`.
 #[no_mangle]
-pub unsafe extern "C" fn reuserps_listener_admit_forced(l: *const c_void) {
+pub unsafe extern "C" fn reuserps_listener_withdraw(l: *const c_void) -> bool {
     // SAFETY: The caller holds a reference for the duration of the call.
-    unsafe { ListenerRef::borrow_raw(l.cast()) }.admit_forced()
+    unsafe { ListenerRef::borrow_raw(l.cast()) }.withdraw()
 }
 
 /// Ends a connection counted on `l`; false if none was active (a bug).

@@ -6,7 +6,8 @@
  *
  * The count is a reference to the listener's state (struct
  * reuserps_listener), held first by the request socket (rsk_reuserps),
- * then by the child socket (sk_reuserps_conn).  A connection may outlive
+ * then by the child socket (sk_reuserps_conn); tcp_migrate_req moves it
+ * to the listener it moves the connection to.  A connection may outlive
  * its listener: the reference keeps the state alive.  Admission,
  * transfer and release run in softirq without locks: the counters are
  * atomics in the Rust core, and each holder gives its reference back
@@ -15,6 +16,7 @@
 
 #include <linux/atomic.h>
 #include <linux/bug.h>
+#include <linux/rcupdate.h>
 #include <net/request_sock.h>
 #include <net/reuserps.h>
 #include <net/sock.h>
@@ -24,27 +26,33 @@
 
 /**
  * reuserps_conn_admit - count a new connection on a listener
- * @sk: the listener a SYN (or a SYN cookie's ACK) was steered to
+ * @sk: the listener a SYN (or a SYN cookie's ACK) was steered to, or the
+ *	one a connection migrates to
  * @lp: where to store the reference that carries the count
  *
  * Listeners without SO_REUSERPS count nothing (*@lp = NULL).  The listener
- * is not locked, but its request cannot change once it is bound, and it
- * is freed only with the listener.
+ * is not locked: its request may be replaced at any time, and the old
+ * one is freed after a grace period.
  *
  * Return: 0, or -ENOBUFS if the listener is at its cap: the caller drops
  * the SYN as it would for a full accept queue.
  */
 int reuserps_conn_admit(const struct sock *sk, struct reuserps_listener **lp)
 {
-	const struct reuserps_sock *rs = READ_ONCE(sk->sk_reuserps);
+	const struct reuserps_sock *rs;
+	int err = 0;
 
 	*lp = NULL;
-	if (!rs)
-		return 0;
-	if (!reuserps_listener_admit(rs->listener))
-		return -ENOBUFS;
-	*lp = reuserps_listener_get(rs->listener);
-	return 0;
+	rcu_read_lock();
+	rs = READ_ONCE(sk->sk_reuserps);
+	if (rs) {
+		if (reuserps_listener_admit(rs->listener))
+			*lp = reuserps_listener_get(rs->listener);
+		else
+			err = -ENOBUFS;
+	}
+	rcu_read_unlock();
+	return err;
 }
 
 /* Ends the connection counted by @l, if any, and drops the reference. */
@@ -61,6 +69,40 @@ void reuserps_conn_end(struct reuserps_listener *l)
 void reuserps_req_end(struct request_sock *req)
 {
 	reuserps_conn_end(xchg(&req->rsk_reuserps, NULL));
+}
+
+/* A SYN answered with a SYN cookie: its ACK is admitted on its own. */
+void reuserps_req_withdraw(struct request_sock *req)
+{
+	struct reuserps_listener *l = xchg(&req->rsk_reuserps, NULL);
+
+	if (!l)
+		return;
+	WARN_ON_ONCE(!reuserps_listener_withdraw(l));
+	reuserps_listener_put(l);
+}
+
+/**
+ * reuserps_conn_migrate - move a migrated connection's count
+ * @req: the request tcp_migrate_req moves away from a closed listener:
+ *	 a request socket, or one whose child waits in the accept queue
+ * @nreq: its copy for the new listener
+ * @l: the count admitted on the new listener (NULL: none)
+ *
+ * The count leaves the old listener and @l takes its place, held by
+ * the child if there is one, else by @nreq.
+ */
+void reuserps_conn_migrate(struct request_sock *req,
+			   struct request_sock *nreq,
+			   struct reuserps_listener *l)
+{
+	struct reuserps_listener **lp;
+
+	lp = req->sk ? &req->sk->sk_reuserps_conn : &nreq->rsk_reuserps;
+	/* @nreq is a copy of @req: neither keeps @req's count. */
+	nreq->rsk_reuserps = NULL;
+	reuserps_conn_end(xchg(&req->rsk_reuserps, NULL));
+	reuserps_conn_end(xchg(lp, l));
 }
 
 /* The child takes over the count of the request it was created from. */

@@ -13,6 +13,8 @@
  * The first listener fixes the group's mode: with SO_REUSERPS and its
  * policy, or without.  bind() refuses a socket whose mode or policy
  * differs from a socket it would share the port with (-EADDRINUSE).
+ * A member that sets SO_REUSERPS again gets a new table in which it
+ * keeps its place: reuserps_group_update().
  */
 
 #include <linux/rcupdate.h>
@@ -136,6 +138,53 @@ void reuserps_group_del(struct sock_reuseport *reuse, struct sock *sk)
 	reuserps_group_set(reuse, g);
 }
 
+/**
+ * reuserps_group_update - change the request of a listening member
+ * @sk: a listening socket with SO_REUSERPS, locked
+ * @rs: its new request, holding a reference to the same listener
+ *
+ * The member keeps its place in registration order, its counts and its
+ * accept queue; from the new table on, it is picked for the CPUs of
+ * @rs, under @rs's cap.  Connections it holds above a lowered cap stay.
+ *
+ * Return: 0 with @rs in sk->sk_reuserps (the caller frees the old one
+ * after a grace period), -EINVAL if @rs's policy is not the group's or
+ * @sk is in no group, or -ENOMEM; on error nothing changed.
+ */
+int reuserps_group_update(struct sock *sk, struct reuserps_sock *rs)
+{
+	const struct reuserps_table *table;
+	struct sock_reuseport *reuse;
+	struct reuserps_group *g, *old;
+	int err = -EINVAL;
+
+	g = kmalloc(sizeof(*g), GFP_KERNEL);
+	if (!g)
+		return -ENOMEM;
+
+	spin_lock_bh(&reuseport_lock);
+	reuse = rcu_dereference_protected(sk->sk_reuseport_cb,
+					  lockdep_is_held(&reuseport_lock));
+	old = reuse ? reuserps_group_get(reuse) : NULL;
+	if (!old)
+		goto unlock;
+	/* -EINVAL for a policy not the group's, as for a bad request. */
+	err = reuserps_table_add(old->table, rs->policy, sk, rs->listener,
+				 rs->cpus, rs->mask_words, false, &table);
+	if (err)
+		goto unlock;
+	g->table = table;
+	reuserps_listener_configure(rs->listener, rs->max_conns, false);
+	/* Admission may read the request at any time: publish it whole. */
+	smp_store_release(&sk->sk_reuserps, rs);
+	reuserps_group_set(reuse, g);
+	g = NULL;
+unlock:
+	spin_unlock_bh(&reuseport_lock);
+	kfree(g);
+	return err;
+}
+
 /* The group is going away: no reader can see it any more. */
 void reuserps_group_free(struct sock_reuseport *reuse)
 {
@@ -171,8 +220,11 @@ bool sk_reuserps_compatible(const struct sock *sk, const struct sock *sk2)
 {
 	const struct reuserps_sock *a, *b;
 
-	/* A time-wait socket is no listener and has no sk_reuserps. */
-	if (sk2->sk_state == TCP_TIME_WAIT)
+	/* Only listeners and sockets bound to become one have a mode: not
+	 * connections (children, connected sockets, time-wait), which share
+	 * the port too.
+	 */
+	if (!((1 << sk2->sk_state) & (TCPF_LISTEN | TCPF_CLOSE)))
 		return true;
 	a = READ_ONCE(sk->sk_reuserps);
 	b = READ_ONCE(sk2->sk_reuserps);

@@ -3,8 +3,10 @@
  * SO_REUSERPS socket option plumbing.
  *
  * setsockopt() checks a struct reuserps_req and keeps it on the socket
- * (sk->sk_reuserps) together with the listener's accounting state, until
- * the socket joins its reuseport group; getsockopt() reports that state.
+ * (sk->sk_reuserps) together with the listener's accounting state, which
+ * the socket registers when it joins its reuseport group; set again on a
+ * listening member, it changes that member's CPUs and cap in place.
+ * getsockopt() reports the listener's state.
  * The policy core is Rust (net/core/reuserps.rs); see
  * Documentation/networking/reuserps.rst.
  */
@@ -29,6 +31,11 @@ static void reuserps_sock_free(struct reuserps_sock *rs)
 	if (rs->listener)
 		reuserps_listener_put(rs->listener);
 	kfree(rs);
+}
+
+static void reuserps_sock_free_rcu(struct rcu_head *head)
+{
+	reuserps_sock_free(container_of(head, struct reuserps_sock, rcu));
 }
 
 /* Copies and checks a request; every check happens before any state. */
@@ -65,11 +72,6 @@ static struct reuserps_sock *reuserps_sock_parse(sockptr_t optval,
 		goto free;
 	rs->policy = req.policy;
 	rs->max_conns = req.max_conns;
-	rs->listener = reuserps_listener_new(req.max_conns);
-	if (!rs->listener) {
-		err = -ENOMEM;
-		goto free;
-	}
 	return rs;
 free:
 	reuserps_sock_free(rs);
@@ -79,7 +81,7 @@ free:
 int sk_setsockopt_reuserps(struct sock *sk, sockptr_t optval,
 			   unsigned int optlen)
 {
-	struct reuserps_sock *rs;
+	struct reuserps_sock *rs, *old;
 	int err = 0;
 
 	if (!sk_is_tcp(sk))
@@ -90,16 +92,32 @@ int sk_setsockopt_reuserps(struct sock *sk, sockptr_t optval,
 		return PTR_ERR(rs);
 
 	sockopt_lock_sock(sk);
-	/* The reuseport group is chosen at bind(): ask before it. */
-	if (inet_sk(sk)->inet_num || sk->sk_state == TCP_LISTEN)
+	old = sk->sk_reuserps;
+	/* A new request keeps the listener's counts. */
+	if (old)
+		rs->listener = reuserps_listener_get(old->listener);
+	else
+		rs->listener = reuserps_listener_new(rs->max_conns);
+	if (!rs->listener)
+		err = -ENOMEM;
+	else if (sk->sk_state == TCP_LISTEN)
+		/* A member changes its CPUs and cap in its group's table. */
+		err = old ? reuserps_group_update(sk, rs) : -EINVAL;
+	else if (inet_sk(sk)->inet_num)
+		/* Bound: the port was checked against this request. */
 		err = -EINVAL;
 	else
-		swap(sk->sk_reuserps, rs);
+		WRITE_ONCE(sk->sk_reuserps, rs);
 	sockopt_release_sock(sk);
 
-	/* The request replaced, or the one refused. */
-	reuserps_sock_free(rs);
-	return err;
+	if (err) {
+		reuserps_sock_free(rs);
+		return err;
+	}
+	/* Admission and bind() may still be reading the old request. */
+	if (old)
+		call_rcu(&old->rcu, reuserps_sock_free_rcu);
+	return 0;
 }
 
 int sk_getsockopt_reuserps(struct sock *sk, sockptr_t optval,
@@ -115,8 +133,11 @@ int sk_getsockopt_reuserps(struct sock *sk, sockptr_t optval,
 
 	sockopt_lock_sock(sk);
 	rs = sk->sk_reuserps;
-	if (rs)
+	if (rs) {
 		reuserps_listener_info(rs->listener, rs->policy, &info);
+		/* The cap asked for, in force from listen() on. */
+		info.max_conns = rs->max_conns;
+	}
 	sockopt_release_sock(sk);
 	if (!rs)
 		return -ENOENT;

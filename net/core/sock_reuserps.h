@@ -3,21 +3,28 @@
 #ifndef _NET_CORE_SOCK_REUSERPS_H
 #define _NET_CORE_SOCK_REUSERPS_H
 
+#include <linux/rcupdate.h>
 #include <linux/types.h>
 
 struct reuserps_listener;
 
 /**
  * struct reuserps_sock - what SO_REUSERPS asked for, owned by the socket
+ * @rcu: frees a replaced request once lockless readers are done with it
  * @listener: the listener's cap and connection counts (one reference)
  * @policy: REUSERPS_ROUND_ROBIN or REUSERPS_FILL_FIRST
  * @max_conns: cap on active connections, 0 for none
  * @mask_words: number of words in @cpus
  * @cpus: CPU mask, checked against nr_cpu_ids
  *
- * Replaced only under the socket lock; freed with the socket.
+ * Replaced only under the socket lock, and for a listening socket also
+ * under reuseport_lock; a new request keeps the listener of the one it
+ * replaces.  Read without either lock by admission (softirq) and by
+ * bind() conflict checks, which is why a replaced request is freed after
+ * an RCU grace period.  Freed with the socket.
  */
 struct reuserps_sock {
+	struct rcu_head			rcu;
 	struct reuserps_listener	*listener;
 	u32				policy;
 	u32				max_conns;

@@ -85,19 +85,22 @@ impl Listener {
         ok
     }
 
-    /// Counts a connection that must be taken whatever the cap (a
-    /// connection moved here from a listener that closed).
-    pub(crate) fn admit_forced(&self) {
-        // Saturating: `active` cannot reach u32::MAX with one socket per
-        // count, and stopping there beats wrapping to zero.
+    /// Takes back an admission whose connection was never handed over: a
+    /// SYN answered with a SYN cookie, counted again if its ACK comes.
+    ///
+    /// Returns false if no connection was active: a caller bug.
+    pub(crate) fn withdraw(&self) -> bool {
+        if !self.release() {
+            return false;
+        }
+        // Every withdrawn admission was counted in `total` first.
         let _ = self
-            .active
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |a| a.checked_add(1));
-        self.total.fetch_add(1, Ordering::Relaxed);
+            .total
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| t.checked_sub(1));
+        true
     }
 
-    /// Ends a connection counted by [`Listener::admit`] or
-    /// [`Listener::admit_forced`].
+    /// Ends a connection counted by [`Listener::admit`].
     ///
     /// Returns false if no connection was active: a caller bug, reported
     /// rather than wrapped around.
