@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * SO_REUSERPS socket option: what setsockopt() accepts and refuses (each
- * with its errno, leaving the socket as it was) and what getsockopt()
+ * with its errno, leaving the socket as it was), before bind() and on a
+ * listening member, that it needs SO_REUSEPORT, and what getsockopt()
  * reports.
  */
 #define _GNU_SOURCE
@@ -233,26 +234,92 @@ TEST_F(sockopt, replaced_before_bind)
 	EXPECT_EQ(7, info.max_conns);
 }
 
-TEST_F(sockopt, refused_once_bound)
+/* The loopback address of @family, port 0, in @ss; returns its length. */
+static socklen_t loopback(int family, struct sockaddr_storage *ss)
 {
-	struct sockaddr_storage ss = {};
-	socklen_t alen;
-
-	if (variant->family == AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
 
 		a->sin_family = AF_INET;
 		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		alen = sizeof(*a);
-	} else {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-
-		a->sin6_family = AF_INET6;
-		a->sin6_addr = in6addr_loopback;
-		alen = sizeof(*a);
+		return sizeof(*a);
 	}
+	((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
+	((struct sockaddr_in6 *)ss)->sin6_addr = in6addr_loopback;
+	return sizeof(struct sockaddr_in6);
+}
+
+TEST_F(sockopt, refused_once_bound)
+{
+	struct sockaddr_storage ss;
+	socklen_t alen = loopback(variant->family, &ss);
+
 	ASSERT_EQ(0, bind(self->fd, (struct sockaddr *)&ss, alen));
 	EXPECT_EQ(EINVAL, set_req(self->fd, 0, 0, 0, 1, &self->cpu0, 0));
+}
+
+/* SO_REUSERPS steers within a reuseport group: alone it is refused. */
+TEST_F(sockopt, needs_reuseport)
+{
+	struct sockaddr_storage ss;
+	socklen_t alen = loopback(variant->family, &ss);
+	int one = 1;
+
+	ASSERT_EQ(0, set_req(self->fd, 0, 0, 0, 1, &self->cpu0, 0));
+	EXPECT_EQ(-1, bind(self->fd, (struct sockaddr *)&ss, alen));
+	EXPECT_EQ(EINVAL, errno);
+	/* listen() binds a port itself, and fails the same way. */
+	EXPECT_EQ(-1, listen(self->fd, 8));
+	EXPECT_EQ(EINVAL, errno);
+	/* Nothing was left half-done: with SO_REUSEPORT it binds. */
+	ASSERT_EQ(0, setsockopt(self->fd, SOL_SOCKET, SO_REUSEPORT, &one,
+				sizeof(one)));
+	EXPECT_EQ(0, bind(self->fd, (struct sockaddr *)&ss, alen));
+	EXPECT_EQ(0, listen(self->fd, 8));
+}
+
+/* A listener that joined its group without SO_REUSERPS cannot ask later. */
+TEST_F(sockopt, listening_without_request)
+{
+	struct sockaddr_storage ss;
+	socklen_t alen = loopback(variant->family, &ss);
+	struct reuserps_info info;
+	socklen_t len = sizeof(info);
+	int one = 1;
+
+	ASSERT_EQ(0, setsockopt(self->fd, SOL_SOCKET, SO_REUSEPORT, &one,
+				sizeof(one)));
+	ASSERT_EQ(0, bind(self->fd, (struct sockaddr *)&ss, alen));
+	ASSERT_EQ(0, listen(self->fd, 8));
+	EXPECT_EQ(EINVAL, set_req(self->fd, 0, 0, 0, 1, &self->cpu0, 0));
+	EXPECT_EQ(ENOENT, get_info(self->fd, &info, &len));
+}
+
+/* A listening member may change its request, within its group's policy. */
+TEST_F(sockopt, listening_member_changes)
+{
+	struct sockaddr_storage ss;
+	socklen_t alen = loopback(variant->family, &ss);
+	struct reuserps_info info;
+	socklen_t len = sizeof(info);
+	int one = 1;
+
+	ASSERT_EQ(0, setsockopt(self->fd, SOL_SOCKET, SO_REUSEPORT, &one,
+				sizeof(one)));
+	ASSERT_EQ(0, set_req(self->fd, REUSERPS_FILL_FIRST, 2, 0, 1,
+			     &self->cpu0, 0));
+	ASSERT_EQ(0, bind(self->fd, (struct sockaddr *)&ss, alen));
+	ASSERT_EQ(0, listen(self->fd, 8));
+	EXPECT_EQ(0, set_req(self->fd, REUSERPS_FILL_FIRST, 5, 0, 1,
+			     &self->cpu0, 0));
+	EXPECT_EQ(EINVAL, set_req(self->fd, REUSERPS_ROUND_ROBIN, 9, 0, 1,
+				  &self->cpu0, 0));
+	EXPECT_EQ(EINVAL, set_req(self->fd, REUSERPS_FILL_FIRST, 9, 0, 1,
+				  NULL, 0));
+	ASSERT_EQ(0, get_info(self->fd, &info, &len));
+	EXPECT_EQ(REUSERPS_FILL_FIRST, info.policy);
+	EXPECT_EQ(5, info.max_conns);
 }
 
 TEST(not_tcp)

@@ -7,8 +7,11 @@
  * fill-first order, order kept when a listener closes, the fallback for a
  * CPU without listeners, the rules for joining a group (mode, policy,
  * uid), caps and the counts getsockopt() reports, back to zero after
- * every way a connection ends, and the drop and retry when all are full;
- * on IPv4 and IPv6.
+ * every way a connection ends (close, reset, listener shutdown, request
+ * expiry, SYN cookies, migration to another listener), the drop and retry
+ * when all are full, changing a listening member's CPUs and cap, CPU
+ * offline and online, and listeners joining and leaving under load; on
+ * IPv4, IPv6 and IPv4 clients of dual-stack listeners.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -19,9 +22,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/ip.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/sysinfo.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/reuserps.h>
@@ -120,12 +126,27 @@ FIXTURE_TEARDOWN(steer)
 			close(self->g.fd[i]);
 }
 
+/* setsockopt(SO_REUSERPS) with these CPUs; 0 or errno. */
+static int request(int fd, __u32 policy, __u32 cap, const int *cpus,
+		   int ncpus)
+{
+	struct req_buf b = {};
+	int i;
+
+	b.req.policy = policy;
+	b.req.max_conns = cap;
+	b.req.mask_words = MASK_WORDS;
+	for (i = 0; i < ncpus; i++)
+		b.cpus[cpus[i] / 64] |= 1ULL << (cpus[i] % 64);
+	return setsockopt(fd, SOL_SOCKET, SO_REUSERPS, &b, sizeof(b)) ?
+	       errno : 0;
+}
+
 /* A bound socket of the group; 0 or the errno of setsockopt() or bind(). */
 static int bound_capped(struct group *g, int family, bool reuserps,
 			__u32 policy, __u32 cap, const int *cpus, int ncpus,
 			int *fdp)
 {
-	struct req_buf b = {};
 	int fd, one = 1, i;
 
 	fd = socket(family, SOCK_STREAM, 0);
@@ -134,12 +155,8 @@ static int bound_capped(struct group *g, int family, bool reuserps,
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)))
 		goto err;
 	if (reuserps) {
-		b.req.policy = policy;
-		b.req.max_conns = cap;
-		b.req.mask_words = MASK_WORDS;
-		for (i = 0; i < ncpus; i++)
-			b.cpus[cpus[i] / 64] |= 1ULL << (cpus[i] % 64);
-		if (setsockopt(fd, SOL_SOCKET, SO_REUSERPS, &b, sizeof(b)))
+		errno = request(fd, policy, cap, cpus, ncpus);
+		if (errno)
 			goto err;
 	}
 	if (bind(fd, (struct sockaddr *)&g->addr, g->alen))
@@ -251,14 +268,17 @@ static struct reuserps_info info_of(struct __test_metadata *_metadata,
 	return info;
 }
 
-/* Waits up to 3 s for the listener's active count to reach @want. */
+/*
+ * Waits up to 10 s for the listener's active count to reach @want: a
+ * request that expires takes its first SYN+ACK timeout, 1 s.
+ */
 static __u32 wait_active(struct __test_metadata *_metadata, int fd,
 			 __u32 want)
 {
 	__u32 now = ~0U;
 	int i;
 
-	for (i = 0; i < 300; i++) {
+	for (i = 0; i < 1000; i++) {
 		now = info_of(_metadata, fd).active_conns;
 		if (now == want)
 			break;
@@ -292,6 +312,71 @@ static long listen_drops(void)
 	}
 	fclose(f);
 	return drops;
+}
+
+/* Writes @val to the sysctl file @path; 0 on success. */
+static int set_sysctl(const char *path, const char *val)
+{
+	int fd, ok;
+
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/* Adds the big-endian 16-bit words at @data to a ones' complement sum. */
+static __u32 csum_add(__u32 sum, const void *data, size_t len)
+{
+	const __u8 *b = data;
+
+	for (; len > 1; len -= 2, b += 2)
+		sum += b[0] << 8 | b[1];
+	return sum;
+}
+
+static __u16 csum_fold(__u32 sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return ~sum;
+}
+
+/* Sends a bare SYN from @src:@sport to @dst:@dport (network order). */
+static int send_syn(int raw, __u32 src, __u16 sport, __u32 dst, __u16 dport)
+{
+	struct sockaddr_in to = { .sin_family = AF_INET };
+	struct {
+		struct iphdr ip;
+		struct tcphdr tcp;
+	} pkt = {};
+	struct {
+		__u32 src, dst;
+		__u8 zero, proto;
+		__u16 len;
+	} ph = { src, dst, 0, IPPROTO_TCP, htons(sizeof(pkt.tcp)) };
+
+	pkt.ip.version = 4;
+	pkt.ip.ihl = 5;
+	pkt.ip.ttl = 64;
+	pkt.ip.protocol = IPPROTO_TCP;
+	pkt.ip.saddr = src;
+	pkt.ip.daddr = dst;
+	pkt.tcp.source = sport;
+	pkt.tcp.dest = dport;
+	pkt.tcp.seq = htonl(1000);
+	pkt.tcp.doff = 5;
+	pkt.tcp.syn = 1;
+	pkt.tcp.window = htons(65535);
+	pkt.tcp.check = htons(csum_fold(csum_add(csum_add(0, &ph, sizeof(ph)),
+						 &pkt.tcp, sizeof(pkt.tcp))));
+	to.sin_addr.s_addr = dst;
+	if (sendto(raw, &pkt, sizeof(pkt), 0, (struct sockaddr *)&to,
+		   sizeof(to)) != sizeof(pkt))
+		return errno;
+	return 0;
 }
 
 /* One listener per CPU: every connection goes to its CPU's listener. */
@@ -417,6 +502,26 @@ TEST_F(steer, mode_and_policy_fixed_by_first)
 	ASSERT_EQ(0, bound(&self->g, variant->family, true,
 			   REUSERPS_ROUND_ROBIN, &cpu0, 1, &fd));
 	close(fd);
+}
+
+/* Open connections on the port are no members: a listener still joins. */
+TEST_F(steer, join_beside_connections)
+{
+	int cpu0 = 0, c, a, got;
+
+	add_listener(_metadata, &self->g, variant->family, REUSERPS_ROUND_ROBIN,
+		     &cpu0, 1);
+	pin(_metadata, 0);
+	ASSERT_EQ(0, connect_keep(_metadata, &self->g, variant->family, &c,
+				  &a));
+	add_listener(_metadata, &self->g, variant->family, REUSERPS_ROUND_ROBIN,
+		     &cpu0, 1);
+	/* Both take turns now. */
+	got = connect_one(_metadata, &self->g, variant->family);
+	EXPECT_TRUE(got == 0 || got == 1);
+	EXPECT_EQ(1 - got, connect_one(_metadata, &self->g, variant->family));
+	close(c);
+	close(a);
 }
 
 /* A plain reuseport group takes no SO_REUSERPS socket. */
@@ -649,6 +754,321 @@ TEST_F(steer, cpu_offline_online)
 		got = connect_one(_metadata, &self->g, variant->family);
 		EXPECT_TRUE(got == off || got == extra);
 	}
+}
+
+/* A listening member changes its CPUs at once; its queue is kept. */
+TEST_F(steer, reconfigure_moves_cpus)
+{
+	int cpu0 = 0, cpu1 = 1, c[3], a, k;
+
+	add_listener(_metadata, &self->g, variant->family, REUSERPS_ROUND_ROBIN,
+		     &cpu0, 1);
+	add_listener(_metadata, &self->g, variant->family, REUSERPS_ROUND_ROBIN,
+		     &cpu1, 1);
+	pin(_metadata, 0);
+	for (k = 0; k < 3; k++) {
+		c[k] = socket(variant->family, SOCK_STREAM, 0);
+		ASSERT_LE(0, c[k]);
+		ASSERT_EQ(0, connect(c[k], (struct sockaddr *)&self->g.addr,
+				     self->g.alen));
+	}
+	EXPECT_EQ(3, wait_active(_metadata, self->g.fd[0], 3));
+
+	/* Swap the two listeners' CPUs while three connections wait. */
+	ASSERT_EQ(0, request(self->g.fd[0], REUSERPS_ROUND_ROBIN, 0, &cpu1, 1));
+	ASSERT_EQ(0, request(self->g.fd[1], REUSERPS_ROUND_ROBIN, 0, &cpu0, 1));
+	for (k = 0; k < 3; k++) {
+		a = accept(self->g.fd[0], NULL, NULL);
+		EXPECT_LE(0, a);
+		close(a);
+		close(c[k]);
+	}
+	for (k = 0; k < 4; k++)
+		EXPECT_EQ(1, connect_one(_metadata, &self->g, variant->family));
+	pin(_metadata, 1);
+	for (k = 0; k < 4; k++)
+		EXPECT_EQ(0, connect_one(_metadata, &self->g, variant->family));
+
+	/* The group's policy is not a member's to change. */
+	EXPECT_EQ(EINVAL, request(self->g.fd[0], REUSERPS_FILL_FIRST, 0, &cpu0,
+				  1));
+	EXPECT_EQ(0, connect_one(_metadata, &self->g, variant->family));
+	EXPECT_EQ(0, wait_active(_metadata, self->g.fd[0], 0));
+	EXPECT_EQ(0, wait_active(_metadata, self->g.fd[1], 0));
+	EXPECT_EQ(8, info_of(_metadata, self->g.fd[0]).total_conns);
+	EXPECT_EQ(4, info_of(_metadata, self->g.fd[1]).total_conns);
+}
+
+/* A cap changed on a listening member: raised, then lowered below use. */
+TEST_F(steer, reconfigure_cap_keeps_place)
+{
+	int all[MAX_LISTENERS], c[6], a[6], want[6] = { 0, 1, 0, 0, 1, 1 };
+	struct reuserps_info info;
+	int i, k;
+
+	for (i = 0; i < self->ncpus; i++)
+		all[i] = i;
+	add_capped(_metadata, &self->g, variant->family, REUSERPS_FILL_FIRST,
+		   1, all, self->ncpus);
+	add_capped(_metadata, &self->g, variant->family, REUSERPS_FILL_FIRST,
+		   0, all, self->ncpus);
+	pin(_metadata, 0);
+	for (k = 0; k < 6; k++) {
+		if (k == 2)	/* room for two more; still first in order */
+			ASSERT_EQ(0, request(self->g.fd[0],
+					     REUSERPS_FILL_FIRST, 3, all,
+					     self->ncpus));
+		if (k == 5)	/* below what it holds: it keeps them */
+			ASSERT_EQ(0, request(self->g.fd[0],
+					     REUSERPS_FILL_FIRST, 1, all,
+					     self->ncpus));
+		EXPECT_EQ(want[k], connect_keep(_metadata, &self->g,
+						variant->family, &c[k],
+						&a[k]));
+	}
+	info = info_of(_metadata, self->g.fd[0]);
+	EXPECT_EQ(1, info.max_conns);
+	EXPECT_EQ(3, info.active_conns);
+	EXPECT_EQ(3, info_of(_metadata, self->g.fd[1]).active_conns);
+	for (k = 0; k < 6; k++) {
+		close(c[k]);
+		close(a[k]);
+	}
+	EXPECT_EQ(0, wait_active(_metadata, self->g.fd[0], 0));
+	EXPECT_EQ(0, wait_active(_metadata, self->g.fd[1], 0));
+}
+
+/* With SYN cookies, a connection counts once: at its ACK. */
+TEST_F(steer, syn_cookies_count_once)
+{
+	int all[MAX_LISTENERS], c[3], a[3], i, l;
+
+	ASSERT_EQ(0, set_sysctl("/proc/sys/net/ipv4/tcp_syncookies", "2"));
+	for (i = 0; i < self->ncpus; i++)
+		all[i] = i;
+	l = add_listener(_metadata, &self->g, variant->family,
+			 REUSERPS_ROUND_ROBIN, all, self->ncpus);
+	l = self->g.fd[l];
+	for (i = 0; i < 3; i++)
+		EXPECT_EQ(0, connect_keep(_metadata, &self->g, variant->family,
+					  &c[i], &a[i]));
+	EXPECT_EQ(3, info_of(_metadata, l).active_conns);
+	EXPECT_EQ(3, info_of(_metadata, l).total_conns);
+	for (i = 0; i < 3; i++) {
+		close(c[i]);
+		close(a[i]);
+	}
+	EXPECT_EQ(0, wait_active(_metadata, l, 0));
+	EXPECT_EQ(3, info_of(_metadata, l).total_conns);
+}
+
+/*
+ * tcp_migrate_req: a closed listener's queued connections move to another
+ * member, their counts with them, as far as that member's cap allows.
+ */
+TEST_F(steer, migrated_count_follows)
+{
+	int cpu0 = 0, cpu1 = 1, c[4], a, k, n = 0;
+
+	ASSERT_EQ(0, set_sysctl("/proc/sys/net/ipv4/tcp_migrate_req", "1"));
+	add_listener(_metadata, &self->g, variant->family, REUSERPS_ROUND_ROBIN,
+		     &cpu0, 1);
+	add_capped(_metadata, &self->g, variant->family, REUSERPS_ROUND_ROBIN,
+		   2, &cpu1, 1);
+	pin(_metadata, 0);
+	for (k = 0; k < 4; k++) {
+		c[k] = socket(variant->family, SOCK_STREAM, 0);
+		ASSERT_LE(0, c[k]);
+		ASSERT_EQ(0, connect(c[k], (struct sockaddr *)&self->g.addr,
+				     self->g.alen));
+	}
+	EXPECT_EQ(4, wait_active(_metadata, self->g.fd[0], 4));
+	close(self->g.fd[0]);
+	self->g.fd[0] = -1;
+
+	/* Two fit under the cap; the other two are reset. */
+	EXPECT_EQ(2, wait_active(_metadata, self->g.fd[1], 2));
+	EXPECT_EQ(2, info_of(_metadata, self->g.fd[1]).total_conns);
+	while ((a = accept(self->g.fd[1], NULL, NULL)) >= 0) {
+		n++;
+		close(a);
+	}
+	EXPECT_EQ(EAGAIN, errno);
+	EXPECT_EQ(2, n);
+	for (k = 0; k < 4; k++)
+		close(c[k]);
+	EXPECT_EQ(0, wait_active(_metadata, self->g.fd[1], 0));
+}
+
+/*
+ * Listeners join, change and leave for two seconds while a client on
+ * every CPU connects in a loop: no WARN, and every surviving listener
+ * counted exactly the connections it was handed, all ended at the end.
+ */
+TEST_F(steer, stress_join_leave)
+{
+	int accepted[MAX_LISTENERS] = {}, cpu, i, a, round, live, status;
+	int mask[2], base = self->ncpus, kids = 0;
+	struct timespec t0, t;
+	pid_t pid;
+
+	for (cpu = 0; cpu < base; cpu++)
+		add_listener(_metadata, &self->g, variant->family,
+			     REUSERPS_ROUND_ROBIN, &cpu, 1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (cpu = 0; cpu < self->ncpus; cpu++) {
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (pid) {
+			kids++;
+			continue;
+		}
+		pin(_metadata, cpu);
+		do {
+			int c = socket(variant->family, SOCK_STREAM, 0);
+
+			/* Refused or reset by a listener that left: fine. */
+			connect(c, (struct sockaddr *)&self->g.addr,
+				self->g.alen);
+			close(c);
+			clock_gettime(CLOCK_MONOTONIC, &t);
+		} while (t.tv_sec - t0.tv_sec < 2);
+		_exit(0);
+	}
+
+	for (round = 0; kids; round++) {
+		for (i = 0; i < self->g.n; i++) {
+			while (self->g.fd[i] >= 0 &&
+			       (a = accept(self->g.fd[i], NULL, NULL)) >= 0) {
+				accepted[i]++;
+				close(a);
+			}
+		}
+		mask[0] = round % self->ncpus;
+		mask[1] = (round + 1) % self->ncpus;
+		live = base + round % (MAX_LISTENERS - base);
+		if (round % 30 == 10 && self->g.n < MAX_LISTENERS)
+			add_capped(_metadata, &self->g, variant->family,
+				   REUSERPS_ROUND_ROBIN, 1000, mask, 2);
+		else if (round % 30 == 20 && live < self->g.n &&
+			 self->g.fd[live] >= 0) {
+			close(self->g.fd[live]);
+			self->g.fd[live] = -1;
+		} else if (round % 30 == 0 && self->g.fd[round % base] >= 0) {
+			EXPECT_EQ(0, request(self->g.fd[round % base],
+					     REUSERPS_ROUND_ROBIN, 0, mask, 2));
+		}
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			EXPECT_TRUE(WIFEXITED(status));
+			kids--;
+		}
+		usleep(1000);
+	}
+
+	/* The clients are done: what is queued is all there is. */
+	usleep(100000);
+	for (i = 0; i < self->g.n; i++) {
+		while (self->g.fd[i] >= 0 &&
+		       (a = accept(self->g.fd[i], NULL, NULL)) >= 0) {
+			accepted[i]++;
+			close(a);
+		}
+	}
+	for (i = live = 0; i < self->g.n; i++) {
+		if (self->g.fd[i] < 0)
+			continue;
+		live += accepted[i];
+		EXPECT_EQ(accepted[i],
+			  info_of(_metadata, self->g.fd[i]).total_conns);
+		EXPECT_EQ(0, wait_active(_metadata, self->g.fd[i], 0));
+	}
+	EXPECT_LT(0, live);
+}
+
+/* An IPv4 client of dual-stack IPv6 listeners is steered the same way. */
+TEST(dual_stack_v4_client)
+{
+	int ncpus = get_nprocs(), cpu, k;
+	struct sockaddr_in *a4;
+	struct group g = {}, g4;
+
+	if (ncpus > MAX_LISTENERS)
+		ncpus = MAX_LISTENERS;
+	ASSERT_EQ(0, unshare(CLONE_NEWNET));
+	ASSERT_EQ(0, system("ip link set lo up"));
+	((struct sockaddr_in6 *)&g.addr)->sin6_family = AF_INET6;
+	((struct sockaddr_in6 *)&g.addr)->sin6_addr = in6addr_any;
+	g.alen = sizeof(struct sockaddr_in6);
+	for (cpu = 0; cpu < ncpus; cpu++)
+		add_listener(_metadata, &g, AF_INET6, REUSERPS_ROUND_ROBIN,
+			     &cpu, 1);
+
+	/* The same listeners, reached at 127.0.0.1 on their port. */
+	g4 = g;
+	memset(&g4.addr, 0, sizeof(g4.addr));
+	a4 = (struct sockaddr_in *)&g4.addr;
+	a4->sin_family = AF_INET;
+	a4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a4->sin_port = ((struct sockaddr_in6 *)&g.addr)->sin6_port;
+	g4.alen = sizeof(*a4);
+	for (cpu = 0; cpu < ncpus; cpu++) {
+		pin(_metadata, cpu);
+		for (k = 0; k < 4; k++)
+			EXPECT_EQ(cpu, connect_one(_metadata, &g4, AF_INET));
+	}
+	for (k = 0; k < g.n; k++)
+		close(g.fd[k]);
+}
+
+/*
+ * SYNs whose handshake never completes (a flood from an address that
+ * never answers): the cap holds, the excess is dropped and counted, and
+ * the count ends when the requests expire.
+ */
+TEST(request_expiry_and_syn_flood)
+{
+	int all[MAX_LISTENERS], ncpus = get_nprocs(), i, raw, l;
+	struct group g = {};
+	struct sockaddr_in *a = (struct sockaddr_in *)&g.addr;
+	struct reuserps_info info;
+	long drops;
+
+	if (ncpus > MAX_LISTENERS)
+		ncpus = MAX_LISTENERS;
+	ASSERT_EQ(0, unshare(CLONE_NEWNET));
+	/* SYN+ACKs to 10.1.1.2 leave by a veth whose peer is down. */
+	ASSERT_EQ(0, system("ip link set lo up"));
+	ASSERT_EQ(0, system("ip link add v0 type veth peer name v1"));
+	ASSERT_EQ(0, system("ip link set v0 arp off up"));
+	ASSERT_EQ(0, system("ip addr add 10.1.1.1/24 dev v0"));
+	ASSERT_EQ(0, set_sysctl("/proc/sys/net/ipv4/tcp_synack_retries",
+				"0"));
+	ASSERT_EQ(0, set_sysctl("/proc/sys/net/ipv4/tcp_syncookies", "0"));
+	a->sin_family = AF_INET;
+	g.alen = sizeof(*a);
+	for (i = 0; i < ncpus; i++)
+		all[i] = i;
+	l = add_capped(_metadata, &g, AF_INET, REUSERPS_FILL_FIRST, 8, all,
+		       ncpus);
+	l = g.fd[l];
+	raw = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
+	ASSERT_LE(0, raw);
+	drops = listen_drops();
+	for (i = 0; i < 20; i++)
+		ASSERT_EQ(0, send_syn(raw, inet_addr("10.1.1.2"),
+				      htons(40000 + i), inet_addr("10.1.1.1"),
+				      a->sin_port));
+	EXPECT_EQ(8, wait_active(_metadata, l, 8));
+	info = info_of(_metadata, l);
+	EXPECT_EQ(8, info.total_conns);
+	EXPECT_EQ(12, info.full_skips);
+	EXPECT_EQ(drops + 12, listen_drops());
+
+	/* Nothing answers the SYN+ACKs: every request expires. */
+	EXPECT_EQ(0, wait_active(_metadata, l, 0));
+	EXPECT_EQ(8, info_of(_metadata, l).total_conns);
+	close(raw);
+	close(l);
 }
 
 TEST_HARNESS_MAIN
