@@ -107,3 +107,42 @@ pub(crate) mod mem {
         Ok(())
     }
 }
+
+/// For `make bench`: a round-robin table of `n` listeners, listener `i`
+/// serving CPU `i * ncpus / n`, as the guest benchmark lays them out.
+pub struct BenchTable {
+    table: table::Table,
+    _listeners: Vec<listener::ListenerRef>,
+}
+
+impl BenchTable {
+    /// Builds the table; panics on bad input (a bench, not the kernel).
+    pub fn new(n: usize, ncpus: usize) -> Self {
+        let mut listeners = Vec::new();
+        let mut t: Option<table::Table> = None;
+        for i in 0..n {
+            let cpu = i * ncpus / n;
+            let mut mask = vec![0u64; cpu / 64 + 1];
+            mask[cpu / 64] |= 1 << (cpu % 64);
+            let l = listener::ListenerRef::new(0, mem::Gfp).expect("memory");
+            let next = match &t {
+                None => table::Table::new(table::Policy::RoundRobin, i, &l, &mask, mem::Gfp),
+                Some(t) => t.with_member(i, &l, &mask, mem::Gfp),
+            };
+            t = Some(next.expect("table"));
+            listeners.push(l);
+        }
+        Self {
+            table: t.expect("n > 0"),
+            _listeners: listeners,
+        }
+    }
+
+    /// One selection for a SYN processed on `cpu`: the listener's index.
+    pub fn select(&self, cpu: usize, hash: u32) -> usize {
+        match self.table.select(cpu, hash) {
+            table::Pick::Cpu(h) | table::Pick::Other(h) | table::Pick::Full(h) => h,
+            table::Pick::Empty => usize::MAX,
+        }
+    }
+}

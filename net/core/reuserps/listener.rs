@@ -46,7 +46,31 @@ pub(crate) struct Listener {
     gone: AtomicBool,
 }
 
+/// Whether a listener can take a connection, for selection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Room {
+    /// Registered and below its cap.
+    Yes,
+    /// Registered and at its cap.
+    Full,
+    /// Unregistered.
+    Gone,
+}
+
 impl Listener {
+    /// [`Listener::has_room`] and [`Listener::is_gone`] in one.
+    pub(crate) fn room(&self) -> Room {
+        if self.gone.load(Ordering::Relaxed) {
+            return Room::Gone;
+        }
+        let max = self.max_conns.load(Ordering::Relaxed);
+        if max == 0 || self.active.load(Ordering::Relaxed) < max {
+            Room::Yes
+        } else {
+            Room::Full
+        }
+    }
+
     /// Whether a new connection may be handed to this listener now.
     ///
     /// Only a hint for selection: [`Listener::admit`] decides.

@@ -15,7 +15,7 @@
 //! grows with what is registered, not with the number of CPUs times a
 //! fixed number of slots.
 
-use crate::listener::ListenerRef;
+use crate::listener::{ListenerRef, Room};
 use crate::mem::{self, Gfp, Vec};
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -236,8 +236,16 @@ impl Table {
     }
 
     /// The handles of the listeners registered for `cpu`, in order.
+    /// For tests only: the lookup uses [`Table::select`].
+    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
     pub(crate) fn cpu_handles(&self, cpu: usize) -> impl Iterator<Item = usize> + '_ {
-        self.cpu_slots(cpu)
+        let slots = self.cpus.get(cpu).and_then(|e| {
+            self.slots
+                .get(e.first as usize..)
+                .and_then(|s| s.get(..e.len as usize))
+        });
+        slots
+            .unwrap_or(&[])
             .iter()
             .filter_map(|&i| self.members.get(i as usize).map(|m| m.handle))
     }
@@ -255,51 +263,43 @@ impl Table {
         }
     }
 
-    fn cpu_slots(&self, cpu: usize) -> &[u32] {
-        let Some(e) = self.cpus.get(cpu) else {
-            return &[];
-        };
-        self.slots
-            .get(e.first as usize..)
-            .and_then(|s| s.get(..e.len as usize))
-            .unwrap_or(&[])
-    }
-
     fn select_cpu(&self, cpu: usize) -> Option<usize> {
-        let slots = self.cpu_slots(cpu);
+        // One entry read; a round-robin cursor exists only for a CPU
+        // with two listeners or more in a round-robin table.
+        let e = self.cpus.get(cpu)?;
+        let slots = self.slots.get(e.first as usize..)?.get(..e.len as usize)?;
         let n = slots.len();
-        if n == 0 {
-            return None;
+        let cursor = self.cursors.get(e.cursor as usize);
+        // The cursor is below `n` unless it came from an older table:
+        // no division on this path.
+        let mut pos = cursor.map_or(0, |c| c.0.load(Ordering::Relaxed) as usize);
+        if pos >= n {
+            pos = 0;
         }
-        let cursor = match self.policy {
-            Policy::RoundRobin => self
-                .cpus
-                .get(cpu)
-                .and_then(|e| self.cursors.get(e.cursor as usize)),
-            Policy::FillFirst => None,
-        };
-        let start = cursor.map_or(0, |c| c.0.load(Ordering::Relaxed) as usize % n);
-        let (head, tail) = (slots.get(start..)?, slots.get(..start)?);
-        for (pos, &i) in (start..n).chain(0..start).zip(head.iter().chain(tail)) {
-            let Some(m) = self.members.get(i as usize) else {
-                continue;
-            };
-            if m.listener.is_gone() {
-                continue;
+        for _ in 0..n {
+            if let Some(m) = slots.get(pos).and_then(|&i| self.members.get(i as usize)) {
+                match m.listener.room() {
+                    Room::Yes => {
+                        // The next turn starts after the one chosen, so
+                        // listeners skipped for being full do not hand
+                        // theirs to a neighbour.  Only this CPU's softirq
+                        // uses this cursor; were two to race, the worst
+                        // outcome is one listener chosen twice.  `pos + 1
+                        // <= n`, which fits in a u32 (see the invariants).
+                        if let Some(c) = cursor {
+                            c.0.store(u32::try_from(pos + 1).unwrap_or(0), Ordering::Relaxed);
+                        }
+                        return Some(m.handle);
+                    }
+                    Room::Full => m.listener.note_full_skip(),
+                    Room::Gone => {}
+                }
             }
-            if !m.listener.has_room() {
-                m.listener.note_full_skip();
-                continue;
+            // `pos < n`, so `pos + 1` cannot overflow.
+            pos += 1;
+            if pos == n {
+                pos = 0;
             }
-            // The next turn starts after the one chosen, so listeners
-            // skipped for being full do not hand theirs to a neighbour.
-            // Only this CPU's softirq uses this cursor; were two to
-            // race, the worst outcome is one listener chosen twice.
-            // `pos + 1 <= n`, which fits in a u32 (see the invariants).
-            if let Some(c) = cursor {
-                c.0.store(u32::try_from(pos + 1).unwrap_or(0), Ordering::Relaxed);
-            }
-            return Some(m.handle);
         }
         None
     }
