@@ -5,6 +5,8 @@
 #                 and show connections being steered by CPU
 #   make check    every test: series checks, host, KUnit, kselftests in a
 #                 4-vCPU guest, the harness's own tests
+#   make bench    SO_REUSERPS against its peers, in one guest boot:
+#                 build/bench/results.md and plots
 
 H      := $(CURDIR)/harness
 BUILD  ?= $(CURDIR)/build
@@ -19,7 +21,7 @@ MANIFEST := $(BUILD)/tests/selftests.manifest
 
 .NOTPARALLEL:
 .PHONY: all demo deps tree series series-check kernel tests kunit selftests \
-	host-test harness-test check each-commit clean distclean
+	host-test harness-test check each-commit bench clean distclean
 
 all: demo
 
@@ -80,13 +82,18 @@ demo: kernel
 check:
 	$(H)/check.sh
 
+# Numbers, not tests: see harness/bench.sh.
+bench: tree
+	@mkdir -p $(BUILD)/logs
+	$(H)/bench.sh
+
 # Build every commit of the series in turn (each must build on its own).
 each-commit: deps
 	$(H)/each-commit.sh
 
 clean:
-	rm -rf $(BUILD)/kbuild $(BUILD)/tests $(BUILD)/results $(BUILD)/series \
-		$(BUILD)/logs
+	rm -rf $(BUILD)/kbuild $(BUILD)/kbuild-bench $(BUILD)/tests \
+		$(BUILD)/results $(BUILD)/series $(BUILD)/logs $(BUILD)/bench
 
 distclean:
 	rm -rf $(BUILD) target

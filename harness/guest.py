@@ -52,11 +52,14 @@ class Case:
         return f"  {tag:4} {self.name}" + (f": {self.why}" if self.why else "")
 
 
-def build_initramfs(workdir, manifest):
+def build_initramfs(workdir, manifest, extra=None):
     root = os.path.join(workdir, "root")
     shutil.rmtree(root, ignore_errors=True)
+    if extra:
+        # Files the programs need besides themselves (libraries, data).
+        shutil.copytree(extra, root, symlinks=True)
     for d in ("bin", "sbin", "proc", "sys", "dev", "tmp", "tests"):
-        os.makedirs(os.path.join(root, d))
+        os.makedirs(os.path.join(root, d), exist_ok=True)
     shutil.copy2(BUSYBOX, os.path.join(root, "bin", "busybox"))
     shutil.copy2(os.path.join(REPO, "harness", "guest-init.sh"),
                  os.path.join(root, "init"))
@@ -241,6 +244,8 @@ def main():
     ap.add_argument("--show-output", action="store_true",
                     help="print the programs' output")
     ap.add_argument("--qemu", default="qemu-system-x86_64")
+    ap.add_argument("--extra", metavar="DIR",
+                    help="a tree to lay out in the guest's root first")
     args = ap.parse_args()
 
     workdir = os.path.join(BUILD, "results", args.name)
@@ -249,7 +254,7 @@ def main():
     manifest = read_manifest(args.manifest)
     if not os.path.isfile(args.kernel):
         sys.exit(f"guest: no kernel at {args.kernel}")
-    cpio = build_initramfs(workdir, manifest)
+    cpio = build_initramfs(workdir, manifest, args.extra)
     console, results, timed_out, elapsed, qrc = boot(args, cpio, workdir)
     ctext = read_text(console)
     clines = [TIMESTAMP.sub("", ln.rstrip("\r")) for ln in ctext.splitlines()]

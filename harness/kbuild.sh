@@ -5,6 +5,8 @@
 # when its content changes, so an edit rebuilds only what it touches.
 #
 # Usage: harness/kbuild.sh [--no-verify] [make targets...]
+# KOUT: the output folder (build/kbuild); KFRAGS: the fragments, in order,
+# later ones overriding earlier ones (harness/kernel.config).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -12,7 +14,7 @@ repo=$(dirname "$here")
 build=${BUILD:-$repo/build}
 src=$build/linux
 out=${KOUT:-$build/kbuild}
-frag=$here/kernel.config
+read -r -a frags <<<"${KFRAGS:-$here/kernel.config}"
 verify=1
 if [ "${1:-}" = "--no-verify" ]; then
 	verify=0
@@ -22,6 +24,8 @@ fi
 . "$here/toolchain.sh"
 
 mkdir -p "$out"
+frag=$out/fragment.config
+cat "${frags[@]}" >"$frag"
 jobs=$(($(nproc) + 1))
 kmake() {
 	make -s -C "$src" O="$out" "${KMAKE_VARS[@]}" "$@"
@@ -42,23 +46,37 @@ else
 fi
 
 if [ "$verify" = 1 ]; then
-	# Each option of the fragment must have survived Kconfig.
+	# Each option of the fragments, as the last one that names it
+	# sets it, must have survived Kconfig.
 	missing=0
 	while IFS= read -r line; do
+		sym=${line%%=*}
 		case "$line" in
+		"# CONFIG_"*" is not set")
+			sym=${line#\# }
+			sym=${sym%% *}
+			grep -q "^$sym=" "$out/.config" || continue
+			;;
 		CONFIG_*=*)
-			if ! grep -qxF "$line" "$out/.config"; then
-				sym=${line%%=*}
-				got=$(grep -E "^($sym=|# $sym is not set)" \
-					"$out/.config" || echo "absent")
-				echo "kbuild: wanted $line, got: $got" >&2
-				missing=1
-			fi
+			grep -qxF "$line" "$out/.config" && continue
+			;;
+		*)
+			continue
 			;;
 		esac
-	done <"$frag"
+		got=$(grep -E "^($sym=|# $sym is not set)" "$out/.config" ||
+			echo "absent")
+		echo "kbuild: wanted $line, got: $got" >&2
+		missing=1
+	done < <(awk '
+		/^CONFIG_[A-Za-z0-9_]+=/ { s = $0; sub(/=.*/, "", s) }
+		/^# CONFIG_[A-Za-z0-9_]+ is not set$/ { s = $2 }
+		s != "" { last[s] = $0; order[++n] = s; s = "" }
+		END { for (i = 1; i <= n; i++)
+			if (!(order[i] in seen)) { seen[order[i]] = 1
+				print last[order[i]] } }' "$frag")
 	if [ "$missing" = 1 ]; then
-		echo "kbuild: harness/kernel.config options were dropped" \
+		echo "kbuild: options of ${frags[*]} were dropped" \
 			"(missing dependency or toolchain: see make rustavailable)" >&2
 		exit 1
 	fi
