@@ -185,7 +185,7 @@ def main():
     if sel:
         base = sel.get(("hash", 4), {}).get("ns", float("nan"))
         add("Time of one `reuseport_select_sock()` on a group of N "
-            "listeners (listener i serves CPU i * CPUs / N), measured in "
+            "listeners (listener i serves CPU i / (N / CPUs)), measured in "
             "the guest kernel by `harness/bench/kmod` (200000 calls with"
             " BHs off under RCU, median of 5), on CPU "
             f"{int(next(iter(sel.values()))['cpu'])}.  Ratios: to the "

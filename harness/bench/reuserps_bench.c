@@ -237,7 +237,7 @@ static void set_reuserps(int fd, __u32 policy, __u32 cap, int cpu)
 
 /*
  * n listeners on 127.0.0.1 (port 0: a new one), listener i serving CPU
- * i * ncpus / n: a CPU's listeners are next to each other in the group,
+ * i / (n / ncpus): a CPU's listeners are next to each other in the group,
  * as when each CPU's worker opens its own.
  */
 static void group_open(struct group *g, enum mech m, int n, int cap)
@@ -248,7 +248,8 @@ static void group_open(struct group *g, enum mech m, int n, int cap)
 	memset(g, 0, sizeof(*g));
 	g->m = m;
 	g->n = n;
-	g->per_cpu = n / ncpus;
+	/* Fewer listeners than CPUs: listener i serves CPU i alone. */
+	g->per_cpu = n >= ncpus ? n / ncpus : 1;
 	g->addr.sin_family = AF_INET;
 	g->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	for (i = 0; i < n; i++) {
@@ -256,7 +257,7 @@ static void group_open(struct group *g, enum mech m, int n, int cap)
 
 		if (fd < 0)
 			die("socket");
-		g->cpu[i] = i * ncpus / n;
+		g->cpu[i] = i / g->per_cpu;
 		if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one,
 			       sizeof(one)))
 			die("SO_REUSEPORT");
