@@ -8,7 +8,8 @@
 #    (kselftest lib.mk), every TEST_GEN_PROGS entry, with the timeout of
 #    its `settings` file;
 #  - the upstream peers so_incoming_cpu and reuseport_bpf_cpu of the base
-#    tree, which show that the guest steers loopback SYNs by CPU.
+#    tree, which show that the guest steers loopback SYNs by CPU;
+#  - last, harness/kmemleak-check.sh: no leak after all of them.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -62,4 +63,6 @@ for p in so_incoming_cpu reuseport_bpf_cpu; do
 	gcc "${cflags[@]}" -I"$net/.." -o "$out/$p" "$net/$p.c" -lpthread
 	echo "$p $tmo $out/$p" >>"$manifest"
 done
+# Last: nothing the programs above did may have leaked (kmemleak).
+echo "kmemleak 300 $here/kmemleak-check.sh" >>"$manifest"
 echo "build-tests: $(wc -l <"$manifest") program(s) in $manifest"
