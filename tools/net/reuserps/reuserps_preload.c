@@ -13,7 +13,8 @@
  *     or accept4() on it in a new process, register it again for the
  *     calling thread's CPUs when they changed: servers such as nginx bind
  *     in a master process and pin the workers that later poll the
- *     listeners.
+ *     listeners;
+ *   - close() forgets it, so that its number can name another socket.
  *
  * Environment:
  *   REUSERPS_POLICY     "rr" (round robin, the default), "ff" (fill first),
@@ -59,6 +60,7 @@ static int (*real_bind)(int, const struct sockaddr *, socklen_t);
 static int (*real_epoll_ctl)(int, int, int, struct epoll_event *);
 static int (*real_accept)(int, struct sockaddr *, socklen_t *);
 static int (*real_accept4)(int, struct sockaddr *, socklen_t *, int);
+static int (*real_close)(int);
 
 static __u32 policy = REUSERPS_ROUND_ROBIN;
 static __u32 max_conns;
@@ -85,6 +87,7 @@ static void __attribute__((constructor)) reuserps_init(void)
 	real_epoll_ctl = dlsym(RTLD_NEXT, "epoll_ctl");
 	real_accept = dlsym(RTLD_NEXT, "accept");
 	real_accept4 = dlsym(RTLD_NEXT, "accept4");
+	real_close = dlsym(RTLD_NEXT, "close");
 
 	s = getenv("REUSERPS_POLICY");
 	if (s && !strcmp(s, "ff"))
@@ -136,6 +139,18 @@ static int is_candidate(int fd)
 	       sockopt_int(fd, SOL_SOCKET, SO_REUSEPORT) == 1;
 }
 
+/* Forgets @fd: it was closed, or another socket took its number. */
+static void forget(int fd)
+{
+	struct reg *r;
+
+	pthread_mutex_lock(&lock);
+	r = registered[fd];
+	registered[fd] = NULL;
+	pthread_mutex_unlock(&lock);
+	free(r);
+}
+
 /* Registers @fd for the calling thread's CPUs unless it already is. */
 static void register_here(int fd)
 {
@@ -160,6 +175,9 @@ static void register_here(int fd)
 		if (verbose)
 			fprintf(stderr, "reuserps: fd %d: %s\n", fd,
 				strerror(errno));
+		/* Not a socket to follow (any more): stop trying. */
+		free(registered[fd]);
+		registered[fd] = NULL;
 		goto out;
 	}
 	if (!registered[fd])
@@ -212,10 +230,7 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len)
 
 	if (!off && is_candidate(fd)) {
 		/* A new socket that reuses an fd number starts afresh. */
-		pthread_mutex_lock(&lock);
-		free(registered[fd]);
-		registered[fd] = NULL;
-		pthread_mutex_unlock(&lock);
+		forget(fd);
 		register_here(fd);
 	}
 	errno = saved;
@@ -247,4 +262,12 @@ int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	cfd = real_accept4(fd, addr, len, flags);
 	count(cfd);
 	return cfd;
+}
+
+int close(int fd)
+{
+	/* The number will name another socket: stop following it. */
+	if (fd >= 0 && fd < MAX_FDS && registered[fd])
+		forget(fd);
+	return real_close(fd);
 }
