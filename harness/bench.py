@@ -186,8 +186,8 @@ def main():
         base = sel.get(("hash", 4), {}).get("ns", float("nan"))
         add("Time of one `reuseport_select_sock()` on a group of N "
             "listeners (listener i serves CPU i / (N / CPUs)), measured in "
-            "the guest kernel by `harness/bench/kmod` (200000 calls with"
-            " BHs off under RCU, median of 5), on CPU "
+            "the guest kernel by `harness/bench/kmod` (a warm-up, then 200000 calls with"
+            " BHs off under RCU, median of 7), on CPU "
             f"{int(next(iter(sel.values()))['cpu'])}.  Ratios: to the "
             "same mechanism at 4 listeners, and to plain hash selection "
             "at 4.\n")
