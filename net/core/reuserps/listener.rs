@@ -58,7 +58,9 @@ pub(crate) enum Room {
 }
 
 impl Listener {
-    /// [`Listener::has_room`] and [`Listener::is_gone`] in one.
+    /// Whether a new connection may be handed to this listener now.
+    ///
+    /// Only a hint for selection: [`Listener::admit`] decides.
     pub(crate) fn room(&self) -> Room {
         if self.gone.load(Ordering::Relaxed) {
             return Room::Gone;
@@ -69,17 +71,6 @@ impl Listener {
         } else {
             Room::Full
         }
-    }
-
-    /// Whether a new connection may be handed to this listener now.
-    ///
-    /// Only a hint for selection: [`Listener::admit`] decides.
-    pub(crate) fn has_room(&self) -> bool {
-        if self.gone.load(Ordering::Relaxed) {
-            return false;
-        }
-        let max = self.max_conns.load(Ordering::Relaxed);
-        max == 0 || self.active.load(Ordering::Relaxed) < max
     }
 
     /// Whether the listener was unregistered.

@@ -315,13 +315,13 @@ impl Table {
         };
         let mut first_live = None;
         for m in head.iter().chain(tail) {
-            if m.listener.is_gone() {
-                continue;
+            match m.listener.room() {
+                Room::Yes => return Pick::Other(m.handle),
+                Room::Full => {
+                    first_live.get_or_insert(m.handle);
+                }
+                Room::Gone => {}
             }
-            if m.listener.has_room() {
-                return Pick::Other(m.handle);
-            }
-            first_live.get_or_insert(m.handle);
         }
         first_live.map_or(Pick::Empty, Pick::Full)
     }
