@@ -250,6 +250,19 @@ static socklen_t loopback(int family, struct sockaddr_storage *ss)
 	return sizeof(struct sockaddr_in6);
 }
 
+/* SO_REUSEPORT, bind() to loopback, listen(): 0 or the first errno. */
+static int reuseport_listen(int fd, int family)
+{
+	struct sockaddr_storage ss;
+	socklen_t alen = loopback(family, &ss);
+	int one = 1;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)&ss, alen) || listen(fd, 8))
+		return errno;
+	return 0;
+}
+
 TEST_F(sockopt, refused_once_bound)
 {
 	struct sockaddr_storage ss;
@@ -264,7 +277,6 @@ TEST_F(sockopt, needs_reuseport)
 {
 	struct sockaddr_storage ss;
 	socklen_t alen = loopback(variant->family, &ss);
-	int one = 1;
 
 	ASSERT_EQ(0, set_req(self->fd, 0, 0, 0, 1, &self->cpu0, 0));
 	EXPECT_EQ(-1, bind(self->fd, (struct sockaddr *)&ss, alen));
@@ -273,25 +285,16 @@ TEST_F(sockopt, needs_reuseport)
 	EXPECT_EQ(-1, listen(self->fd, 8));
 	EXPECT_EQ(EINVAL, errno);
 	/* Nothing was left half-done: with SO_REUSEPORT it binds. */
-	ASSERT_EQ(0, setsockopt(self->fd, SOL_SOCKET, SO_REUSEPORT, &one,
-				sizeof(one)));
-	EXPECT_EQ(0, bind(self->fd, (struct sockaddr *)&ss, alen));
-	EXPECT_EQ(0, listen(self->fd, 8));
+	EXPECT_EQ(0, reuseport_listen(self->fd, variant->family));
 }
 
 /* A listener that joined its group without SO_REUSERPS cannot ask later. */
 TEST_F(sockopt, listening_without_request)
 {
-	struct sockaddr_storage ss;
-	socklen_t alen = loopback(variant->family, &ss);
 	struct reuserps_info info;
 	socklen_t len = sizeof(info);
-	int one = 1;
 
-	ASSERT_EQ(0, setsockopt(self->fd, SOL_SOCKET, SO_REUSEPORT, &one,
-				sizeof(one)));
-	ASSERT_EQ(0, bind(self->fd, (struct sockaddr *)&ss, alen));
-	ASSERT_EQ(0, listen(self->fd, 8));
+	ASSERT_EQ(0, reuseport_listen(self->fd, variant->family));
 	EXPECT_EQ(EINVAL, set_req(self->fd, 0, 0, 0, 1, &self->cpu0, 0));
 	EXPECT_EQ(ENOENT, get_info(self->fd, &info, &len));
 }
@@ -299,18 +302,12 @@ TEST_F(sockopt, listening_without_request)
 /* A listening member may change its request, within its group's policy. */
 TEST_F(sockopt, listening_member_changes)
 {
-	struct sockaddr_storage ss;
-	socklen_t alen = loopback(variant->family, &ss);
 	struct reuserps_info info;
 	socklen_t len = sizeof(info);
-	int one = 1;
 
-	ASSERT_EQ(0, setsockopt(self->fd, SOL_SOCKET, SO_REUSEPORT, &one,
-				sizeof(one)));
 	ASSERT_EQ(0, set_req(self->fd, REUSERPS_FILL_FIRST, 2, 0, 1,
 			     &self->cpu0, 0));
-	ASSERT_EQ(0, bind(self->fd, (struct sockaddr *)&ss, alen));
-	ASSERT_EQ(0, listen(self->fd, 8));
+	ASSERT_EQ(0, reuseport_listen(self->fd, variant->family));
 	EXPECT_EQ(0, set_req(self->fd, REUSERPS_FILL_FIRST, 5, 0, 1,
 			     &self->cpu0, 0));
 	EXPECT_EQ(EINVAL, set_req(self->fd, REUSERPS_ROUND_ROBIN, 9, 0, 1,

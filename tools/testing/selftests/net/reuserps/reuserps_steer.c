@@ -230,6 +230,17 @@ static int accept_any(struct __test_metadata *_metadata, struct group *g,
 	return -1;
 }
 
+/* A connection from the current CPU, left in its listener's queue. */
+static int connect_queued(struct __test_metadata *_metadata, struct group *g,
+			  int family)
+{
+	int fd = socket(family, SOCK_STREAM, 0);
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, connect(fd, (struct sockaddr *)&g->addr, g->alen));
+	return fd;
+}
+
 /*
  * Connects from the current CPU and returns the index of the listener
  * that got the connection, both ends left open.  Over loopback the
@@ -239,9 +250,7 @@ static int accept_any(struct __test_metadata *_metadata, struct group *g,
 static int connect_keep(struct __test_metadata *_metadata, struct group *g,
 			int family, int *cfd, int *afd)
 {
-	*cfd = socket(family, SOCK_STREAM, 0);
-	ASSERT_LE(0, *cfd);
-	ASSERT_EQ(0, connect(*cfd, (struct sockaddr *)&g->addr, g->alen));
+	*cfd = connect_queued(_metadata, g, family);
 	return accept_any(_metadata, g, afd);
 }
 
@@ -632,12 +641,8 @@ TEST_F(steer, active_back_to_zero)
 	close(a);
 
 	/* Never accepted, then the listener stops listening. */
-	for (k = 0; k < 3; k++) {
-		cs[k] = socket(variant->family, SOCK_STREAM, 0);
-		ASSERT_LE(0, cs[k]);
-		ASSERT_EQ(0, connect(cs[k], (struct sockaddr *)&self->g.addr,
-				     self->g.alen));
-	}
+	for (k = 0; k < 3; k++)
+		cs[k] = connect_queued(_metadata, &self->g, variant->family);
 	EXPECT_EQ(3, wait_active(_metadata, l, 3));
 	ASSERT_EQ(0, shutdown(l, SHUT_RDWR));
 	EXPECT_EQ(0, wait_active(_metadata, l, 0));
@@ -766,12 +771,8 @@ TEST_F(steer, reconfigure_moves_cpus)
 	add_listener(_metadata, &self->g, variant->family, REUSERPS_ROUND_ROBIN,
 		     &cpu1, 1);
 	pin(_metadata, 0);
-	for (k = 0; k < 3; k++) {
-		c[k] = socket(variant->family, SOCK_STREAM, 0);
-		ASSERT_LE(0, c[k]);
-		ASSERT_EQ(0, connect(c[k], (struct sockaddr *)&self->g.addr,
-				     self->g.alen));
-	}
+	for (k = 0; k < 3; k++)
+		c[k] = connect_queued(_metadata, &self->g, variant->family);
 	EXPECT_EQ(3, wait_active(_metadata, self->g.fd[0], 3));
 
 	/* Swap the two listeners' CPUs while three connections wait. */
@@ -876,12 +877,8 @@ TEST_F(steer, migrated_count_follows)
 	add_capped(_metadata, &self->g, variant->family, REUSERPS_ROUND_ROBIN,
 		   2, &cpu1, 1);
 	pin(_metadata, 0);
-	for (k = 0; k < 4; k++) {
-		c[k] = socket(variant->family, SOCK_STREAM, 0);
-		ASSERT_LE(0, c[k]);
-		ASSERT_EQ(0, connect(c[k], (struct sockaddr *)&self->g.addr,
-				     self->g.alen));
-	}
+	for (k = 0; k < 4; k++)
+		c[k] = connect_queued(_metadata, &self->g, variant->family);
 	EXPECT_EQ(4, wait_active(_metadata, self->g.fd[0], 4));
 	close(self->g.fd[0]);
 	self->g.fd[0] = -1;
@@ -900,6 +897,21 @@ TEST_F(steer, migrated_count_follows)
 	EXPECT_EQ(0, wait_active(_metadata, self->g.fd[1], 0));
 }
 
+/* Accepts and closes what waits on every open listener, counting it. */
+static void accept_all(struct group *g, int *accepted)
+{
+	int i, a;
+
+	for (i = 0; i < g->n; i++) {
+		if (g->fd[i] < 0)
+			continue;
+		while ((a = accept(g->fd[i], NULL, NULL)) >= 0) {
+			accepted[i]++;
+			close(a);
+		}
+	}
+}
+
 /*
  * Listeners join, change and leave for two seconds while a client on
  * every CPU connects in a loop: no WARN, and every surviving listener
@@ -907,8 +919,8 @@ TEST_F(steer, migrated_count_follows)
  */
 TEST_F(steer, stress_join_leave)
 {
-	int accepted[MAX_LISTENERS] = {}, cpu, i, a, round, live, status;
-	int mask[2], base = self->ncpus, kids = 0;
+	int accepted[MAX_LISTENERS] = {}, cpu, i, round, live, status;
+	int mask[2], base = self->ncpus, kids = 0, total = 0;
 	struct timespec t0, t;
 	pid_t pid;
 
@@ -937,13 +949,7 @@ TEST_F(steer, stress_join_leave)
 	}
 
 	for (round = 0; kids; round++) {
-		for (i = 0; i < self->g.n; i++) {
-			while (self->g.fd[i] >= 0 &&
-			       (a = accept(self->g.fd[i], NULL, NULL)) >= 0) {
-				accepted[i]++;
-				close(a);
-			}
-		}
+		accept_all(&self->g, accepted);
 		mask[0] = round % self->ncpus;
 		mask[1] = (round + 1) % self->ncpus;
 		live = base + round % (MAX_LISTENERS - base);
@@ -967,22 +973,16 @@ TEST_F(steer, stress_join_leave)
 
 	/* The clients are done: what is queued is all there is. */
 	usleep(100000);
+	accept_all(&self->g, accepted);
 	for (i = 0; i < self->g.n; i++) {
-		while (self->g.fd[i] >= 0 &&
-		       (a = accept(self->g.fd[i], NULL, NULL)) >= 0) {
-			accepted[i]++;
-			close(a);
-		}
-	}
-	for (i = live = 0; i < self->g.n; i++) {
 		if (self->g.fd[i] < 0)
 			continue;
-		live += accepted[i];
+		total += accepted[i];
 		EXPECT_EQ(accepted[i],
 			  info_of(_metadata, self->g.fd[i]).total_conns);
 		EXPECT_EQ(0, wait_active(_metadata, self->g.fd[i], 0));
 	}
-	EXPECT_LT(0, live);
+	EXPECT_LT(0, total);
 }
 
 /* An IPv4 client of dual-stack IPv6 listeners is steered the same way. */
