@@ -65,6 +65,14 @@ def fmt(x, nd=1):
     return f"{x:.{nd}f}"
 
 
+def svg_open(w, h, x, title):
+    """The first lines of a plot: a white w x h canvas, the title at x."""
+    return [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" '
+            f'height="{h}" font-family="sans-serif" font-size="12">',
+            f'<rect width="{w}" height="{h}" fill="white"/>',
+            f'<text x="{x}" y="22" font-size="14">{title}</text>']
+
+
 def svg_lines(series, title, ylabel, path):
     """series: {mech: [(n, y), ...]}; x on a log2 scale, y on a log scale
     (costs span more than a decade)."""
@@ -86,10 +94,7 @@ def svg_lines(series, title, ylabel, path):
                                                  math.log10(lo))
         return t + (h - t - b) * (1 - f)
 
-    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" '
-         f'height="{h}" font-family="sans-serif" font-size="12">',
-         f'<rect width="{w}" height="{h}" fill="white"/>',
-         f'<text x="{l}" y="22" font-size="14">{title}</text>']
+    o = svg_open(w, h, l, title)
     tick = lo
     while tick <= hi * 1.001:
         for mult in (1, 2, 5):
@@ -133,10 +138,7 @@ def svg_bars(values, title, path):
     """values: [(label, mech, fraction)], a horizontal bar per entry."""
     w, l, bh = 640, 230, 24
     h = 60 + bh * len(values)
-    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" '
-         f'height="{h}" font-family="sans-serif" font-size="12">',
-         f'<rect width="{w}" height="{h}" fill="white"/>',
-         f'<text x="20" y="20" font-size="14">{title}</text>']
+    o = svg_open(w, h, 20, title)
     scale = (w - l - 70)
     for i, (label, m, v) in enumerate(values):
         y = 40 + i * bh

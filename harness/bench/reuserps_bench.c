@@ -462,6 +462,8 @@ static void run_overload(int cap)
 	long drops;
 
 	group_open(&g, RPS_FF, ncpus, cap);
+	for (i = 0; i < g.n; i++)
+		fcntl(g.fd[i], F_SETFL, O_NONBLOCK);
 	want = 2 * cap * ncpus;
 	drops = listen_drops();
 	t0 = now();
@@ -494,7 +496,6 @@ static void run_overload(int cap)
 		for (i = 0; i < g.n; i++) {
 			int a;
 
-			fcntl(g.fd[i], F_SETFL, O_NONBLOCK);
 			while ((a = accept(g.fd[i], NULL, NULL)) >= 0)
 				acc[nacc++] = a;
 			len = sizeof(info);
