@@ -2,21 +2,22 @@
 # SPDX-License-Identifier: GPL-2.0
 # Install what this project needs and is missing; a second run does nothing.
 # Debian 12 packages (Rust pinned: rustc and its library source must match
-# exactly to build `core`), bindgen-cli from crates.io, and virtme-ng + b4
-# in a venv under build/.
+# exactly to build `core`; libclang 19 for bindgen, as Linux 7.3 needs 17
+# or later), bindgen-cli from crates.io, virtme-ng + b4 in a venv under
+# build/, and the base tree's tarball (harness/fetch-base.sh).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 build=${BUILD:-$repo/build}
 rustver=1.85.0+dfsg3-1~deb12u3
-bindgen_ver=0.70.1
+bindgen_ver=0.71.1
 
 pkgs=(
-	linux-source-6.12 build-essential flex bison bc cpio kmod
-	libelf-dev libssl-dev libclang-14-dev clang-14
+	build-essential flex bison bc cpio kmod
+	libelf-dev libssl-dev libclang-19-dev
 	qemu-system-x86 busybox-static python3-venv python3-ply python3-git
-	codespell git perl ccache
+	codespell git perl ccache libnuma-dev
 	"rustc-web=$rustver" "rust-web-src=$rustver"
 	"libstd-rust-web-dev=$rustver" "libstd-rust-web-1.85=$rustver"
 	"rustfmt-web=$rustver"
@@ -43,7 +44,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 	echo "deps: installing ${missing[*]}"
 	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-		--allow-downgrades "${missing[@]}" >/dev/null
+		--no-install-recommends --allow-downgrades "${missing[@]}" \
+		>/dev/null
 fi
 
 bindgen=${CARGO_HOME:-$HOME/.cargo}/bin/bindgen
@@ -61,6 +63,9 @@ if ! "$venv/bin/vng" --version >/dev/null 2>&1 ||
 	"$venv/bin/pip" install --quiet --disable-pip-version-check \
 		virtme-ng b4 docutils
 fi
+
+"$here/fetch-base.sh" >/dev/null
+"$here/build-sparse.sh"
 
 . "$here/toolchain.sh"
 if [ ! -f "$build/linux/Makefile" ]; then

@@ -2,11 +2,16 @@
 # Sourced: the pinned toolchain every kernel make of this project uses.
 # The rustup rustc on PATH has no rust-src; Debian's rustc-web 1.85 and
 # rust-web-src 1.85 match each other, which building `core` requires.
+# Linux 7.3 needs bindgen >= 0.71.1 with libclang >= 17: bindgen-cli
+# 0.71.1 from crates.io over bookworm's libclang-19.
 
 BINDGEN_BIN=${BINDGEN_BIN:-${CARGO_HOME:-$HOME/.cargo}/bin/bindgen}
+export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
 # ccache: each-commit flips headers such as include/net/sock.h back and
 # forth between commits; the cache (~/.cache/ccache, kept between runs
-# on one machine) turns those rebuilds into lookups.
+# on one machine) turns those rebuilds into lookups.  Paths are made
+# relative to the repository so that another clone hits the same cache.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 # shellcheck disable=SC2034 # used by the scripts that source this file
 KMAKE_VARS=(
 	LLVM=
