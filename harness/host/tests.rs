@@ -3,14 +3,16 @@
 //! property test over random sequences of register, unregister, SYN,
 //! connection end and allocation failure.
 
-use crate::listener::ListenerRef;
-use crate::mem::{self, Gfp};
-use crate::table::{check_mask, max_mask_words, Error, Pick, Policy, Table};
+use crate::listener::Listener;
+use crate::table::{check_mask, max_mask_words, Pick, Policy, Table};
+use kernel::alloc::{self as mem, flags::GFP_KERNEL as G};
+use kernel::error::code::{EINVAL, ENOMEM};
+use kernel::sync::{Arc, ArcBorrow};
 use proptest::prelude::*;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 
-const G: Gfp = Gfp;
+/// A listener's state, as C holds it.
+type ListenerRef = Arc<Listener>;
 
 fn mask_of(cpus: &[usize]) -> Vec<u64> {
     let words = cpus.iter().max().map_or(1, |c| c / 64 + 1);
@@ -22,7 +24,7 @@ fn mask_of(cpus: &[usize]) -> Vec<u64> {
 }
 
 fn lref(cap: u32) -> ListenerRef {
-    ListenerRef::new(cap, G).unwrap()
+    Listener::new(cap, G).unwrap()
 }
 
 /// A table of listeners (handle = index) with the given CPU sets.
@@ -44,33 +46,33 @@ fn pick_handle(p: Pick) -> usize {
 
 #[test]
 fn mask_checks() {
-    assert_eq!(check_mask(&[], 4), Err(Error::Inval));
-    assert_eq!(check_mask(&[0], 4), Err(Error::Inval));
-    assert_eq!(check_mask(&[0, 0, 0], 4), Err(Error::Inval));
+    assert_eq!(check_mask(&[], 4), Err(EINVAL));
+    assert_eq!(check_mask(&[0], 4), Err(EINVAL));
+    assert_eq!(check_mask(&[0, 0, 0], 4), Err(EINVAL));
     assert_eq!(check_mask(&[0b1111], 4), Ok(1));
-    assert_eq!(check_mask(&[0b1_0000], 4), Err(Error::Inval));
+    assert_eq!(check_mask(&[0b1_0000], 4), Err(EINVAL));
     assert_eq!(check_mask(&[1 << 63], 64), Ok(1));
-    assert_eq!(check_mask(&[0, 1], 64), Err(Error::Inval));
+    assert_eq!(check_mask(&[0, 1], 64), Err(EINVAL));
     assert_eq!(check_mask(&[0, 1], 65), Ok(2));
     // Trailing zero words are allowed (a cpu_set_t) and do not count.
     assert_eq!(check_mask(&[1, 0, 0, 0], 4), Ok(1));
-    assert_eq!(check_mask(&[1; 16], 4), Err(Error::Inval));
+    assert_eq!(check_mask(&[1; 16], 4), Err(EINVAL));
     assert_eq!(max_mask_words(4), 16);
     assert_eq!(max_mask_words(8192), 128);
-    assert_eq!(check_mask(&vec![0u64; 16], 4), Err(Error::Inval));
-    assert_eq!(check_mask(&vec![0u64; 17], 4), Err(Error::Inval));
+    assert_eq!(check_mask(&vec![0u64; 16], 4), Err(EINVAL));
+    assert_eq!(check_mask(&vec![0u64; 17], 4), Err(EINVAL));
     let mut big = vec![0u64; 128];
     big[127] = 1 << 63;
     assert_eq!(check_mask(&big, 8192), Ok(128));
-    assert_eq!(check_mask(&big, 8191), Err(Error::Inval));
+    assert_eq!(check_mask(&big, 8191), Err(EINVAL));
 }
 
 #[test]
 fn policy_values() {
     assert_eq!(Policy::from_uapi(0), Ok(Policy::RoundRobin));
     assert_eq!(Policy::from_uapi(1), Ok(Policy::FillFirst));
-    assert_eq!(Policy::from_uapi(2), Err(Error::Inval));
-    assert_eq!(Policy::from_uapi(u32::MAX), Err(Error::Inval));
+    assert_eq!(Policy::from_uapi(2), Err(EINVAL));
+    assert_eq!(Policy::from_uapi(u32::MAX), Err(EINVAL));
     assert_eq!(Policy::FillFirst.to_uapi(), 1);
     let (t, _ls) = table(Policy::FillFirst, &[&[0]], &[0]);
     assert_eq!(t.policy(), Policy::FillFirst);
@@ -226,11 +228,11 @@ fn admission_respects_cap_and_release_floor() {
 
 #[test]
 fn cap_holds_under_concurrency() {
-    let l = Arc::new(lref(3));
-    let inside = Arc::new(AtomicU32::new(0));
+    let l = std::sync::Arc::new(lref(3));
+    let inside = std::sync::Arc::new(AtomicU32::new(0));
     let threads: Vec<_> = (0..4)
         .map(|_| {
-            let (l, inside) = (Arc::clone(&l), Arc::clone(&inside));
+            let (l, inside) = (l.clone(), inside.clone());
             std::thread::spawn(move || {
                 for _ in 0..20_000 {
                     if l.admit() {
@@ -251,46 +253,49 @@ fn cap_holds_under_concurrency() {
 
 #[test]
 fn references_free_exactly_once() {
-    let before = mem::live_boxes();
+    let before = mem::live();
     let l = lref(0);
-    let c = l.clone();
-    let raw = c.into_raw();
-    assert_eq!(mem::live_boxes(), before + 1);
+    let raw = ListenerRef::into_raw(l.clone());
+    assert_eq!(mem::live(), before + 1);
     // SAFETY: `raw` holds a reference until `from_raw` below.
-    assert!(unsafe { ListenerRef::borrow_raw(raw) }.admit());
+    assert!(unsafe { ArcBorrow::from_raw(raw) }.admit());
     assert_eq!(l.info().active_conns, 1);
     drop(l);
-    assert_eq!(mem::live_boxes(), before + 1);
+    assert_eq!(mem::live(), before + 1);
+    // A new reference from a borrowed one, as reuserps_listener_get().
+    // SAFETY: `raw` still holds its reference.
+    let again = ListenerRef::from(unsafe { ArcBorrow::from_raw(raw) });
     // SAFETY: `raw` came from `into_raw` and is taken back once.
-    let back = unsafe { ListenerRef::from_raw(raw) };
-    drop(back);
-    assert_eq!(mem::live_boxes(), before);
+    drop(unsafe { ListenerRef::from_raw(raw) });
+    assert_eq!(mem::live(), before + 1);
+    drop(again);
+    assert_eq!(mem::live(), before);
 }
 
 #[test]
 fn failed_builds_leave_nothing_behind() {
     let (t, ls) = table(Policy::RoundRobin, &[&[0, 1], &[1], &[2]], &[0, 0, 0]);
-    let before = mem::live_boxes();
+    let before = mem::live();
     let extra = lref(0);
     for n in 0..8 {
         mem::fail_after(Some(n));
         let r = t.with_member(3, &extra, &mask_of(&[1, 2]), G);
         mem::fail_after(None);
         if let Err(e) = r {
-            assert_eq!(e, Error::NoMem);
+            assert_eq!(e, ENOMEM);
         }
         mem::fail_after(Some(n));
         let r = t.without_member(1, G);
         mem::fail_after(None);
         if let Err(e) = r {
-            assert_eq!(e, Error::NoMem);
+            assert_eq!(e, ENOMEM);
         }
     }
     assert_eq!(t.cpu_handles(1).collect::<Vec<_>>(), [0, 1]);
     drop(extra);
-    assert_eq!(mem::live_boxes(), before);
+    assert_eq!(mem::live(), before);
     drop((t, ls));
-    assert_eq!(mem::live_boxes(), before - 3);
+    assert_eq!(mem::live(), before - 3);
 }
 
 #[test]
@@ -499,10 +504,10 @@ impl Model {
         assert!(check_mask(&mask, NCPU).is_ok());
         let (l, fresh) = match self.ls[h].as_ref() {
             Some(m) => (m.lref.clone(), false),
-            None => match ListenerRef::new(cap, G) {
+            None => match Listener::new(cap, G) {
                 Ok(l) => (l, true),
                 Err(e) => {
-                    assert_eq!(e, Error::NoMem);
+                    assert_eq!(e, ENOMEM);
                     return;
                 }
             },
@@ -515,7 +520,7 @@ impl Model {
             Ok(t) => t,
             Err(e) => {
                 // Nothing changed; a fresh listener is simply dropped.
-                assert_eq!(e, Error::NoMem);
+                assert_eq!(e, ENOMEM);
                 return;
             }
         };
@@ -563,7 +568,7 @@ impl Model {
             }
             Err(e) => {
                 // C's fallback: keep the old table, mark the listener gone.
-                assert_eq!(e, Error::NoMem);
+                assert_eq!(e, ENOMEM);
                 self.ls[h].as_ref().unwrap().lref.set_gone(true);
                 self.ls[h].as_mut().unwrap().registered = false;
             }
@@ -607,7 +612,7 @@ proptest! {
     #[test]
     fn model_holds(fill_first in any::<bool>(),
                    ops in prop::collection::vec(op(), 1..120)) {
-        let before = mem::live_boxes();
+        let before = mem::live();
         let policy = if fill_first { Policy::FillFirst } else { Policy::RoundRobin };
         let mut m = Model { policy, table: None, order: vec![],
                             ls: (0..NH).map(|_| None).collect(), conns: vec![], cursors: Default::default() };
@@ -625,6 +630,6 @@ proptest! {
             prop_assert_eq!(l.lref.info().active_conns, 0);
         }
         drop(m);
-        prop_assert_eq!(mem::live_boxes(), before);
+        prop_assert_eq!(mem::live(), before);
     }
 }

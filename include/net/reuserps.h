@@ -2,10 +2,16 @@
 /*
  * SO_REUSERPS policy core, implemented in Rust (net/core/reuserps.rs).
  *
- * struct reuserps_listener holds one listener's cap and connection counts.
- * The listening socket, every match table naming it and every connection
- * counted on it each hold a reference; the last reuserps_listener_put()
- * frees it, in any context.  Counting never sleeps, locks or allocates.
+ * Every function here is defined in Rust with #[export], which checks at
+ * compile time that its signature is the one declared below (this header
+ * is included by rust/bindings/bindings_helper.h).
+ *
+ * struct reuserps_listener holds one listener's cap and connection counts,
+ * in a reference-counted allocation (the Rust kernel crate's Arc, whose
+ * refcount_t saturates).  The listening socket, every match table naming
+ * it and every connection counted on it each hold a reference; the last
+ * reuserps_listener_put() frees it, in any context.  Counting never
+ * sleeps, locks or allocates.
  *
  * struct reuserps_table, the match table of a reuseport group, never
  * changes once built.  reuserps_table_add() and reuserps_table_remove()
@@ -18,16 +24,22 @@
 #define _NET_REUSERPS_H
 
 #include <linux/types.h>
+#include <uapi/linux/reuserps.h>
 
-struct reuserps_info;
 struct reuserps_listener;
 struct reuserps_table;
+struct sock;
 
-/* What reuserps_table_select() found. */
+/**
+ * enum reuserps_pick - what reuserps_table_select() found
+ * @REUSERPS_PICK_CPU: a listener registered for the CPU
+ * @REUSERPS_PICK_OTHER: none of those had room: another member with room
+ * @REUSERPS_PICK_FULL: every member is at its cap: reuseport's hash pick
+ */
 enum reuserps_pick {
-	REUSERPS_PICK_CPU,	/* a listener registered for the CPU */
-	REUSERPS_PICK_OTHER,	/* none of those had room: another member */
-	REUSERPS_PICK_FULL,	/* every member is at its cap */
+	REUSERPS_PICK_CPU,
+	REUSERPS_PICK_OTHER,
+	REUSERPS_PICK_FULL,
 };
 
 u32 reuserps_max_mask_words(u32 nr_cpu_ids);
@@ -46,24 +58,15 @@ void reuserps_listener_info(struct reuserps_listener *l, u32 policy,
 			    struct reuserps_info *info);
 
 int reuserps_table_add(const struct reuserps_table *old, u32 policy,
-		       const void *handle, struct reuserps_listener *l,
+		       const struct sock *sk, struct reuserps_listener *l,
 		       const u64 *cpus, u32 mask_words, bool may_sleep,
 		       const struct reuserps_table **new);
 int reuserps_table_remove(const struct reuserps_table *old,
-			  const void *handle, bool may_sleep,
+			  const struct sock *sk, bool may_sleep,
 			  const struct reuserps_table **new);
 void reuserps_table_free(const struct reuserps_table *t);
 u32 reuserps_table_policy(const struct reuserps_table *t);
-void *reuserps_table_select(const struct reuserps_table *t, u32 cpu,
-			    u32 hash, u32 *pick);
-
-#if IS_ENABLED(CONFIG_REUSERPS_KUNIT_TEST)
-/* The Rust core's own tests: 0, or the line of the failed check. */
-int reuserps_kunit_masks(void);
-int reuserps_kunit_round_robin(void);
-int reuserps_kunit_fill_first(void);
-int reuserps_kunit_fallback(void);
-int reuserps_kunit_many(void);
-#endif
+struct sock *reuserps_table_select(const struct reuserps_table *t, u32 cpu,
+				   u32 hash, enum reuserps_pick *pick);
 
 #endif /* _NET_REUSERPS_H */

@@ -8,12 +8,14 @@
 //! ([`listener`]).  C does what must be C (see
 //! [`include/net/reuserps.h`](srctree/include/net/reuserps.h)): socket
 //! fields, RCU publication of tables, the group's lock, the hooks in the
-//! lookup and close paths.  It calls the thin `extern "C"` entry points
-//! below, which check their arguments and call safe code.
+//! lookup and close paths.  It calls the `extern "C"` entry points below,
+//! whose signatures `#[export]` checks against that header; they check
+//! their arguments and call safe code.
 //!
-//! The core uses `core` atomics and plain data through a small [`mem`]
-//! module, so the same files also build on the host for `cargo test`.
-//! Selection and the connection paths never allocate, lock or panic.
+//! The core uses the kernel crate's LKMM atomics, `Arc` and `KVec`.  The
+//! files under `reuserps/` also build on the host for `cargo test`, with
+//! a stand-in for the few `kernel` items they use.  Selection and the
+//! connection paths never allocate, lock or panic.
 
 #[cfg(CONFIG_REUSERPS_KUNIT_TEST)]
 #[path = "reuserps/kunit.rs"]
@@ -23,69 +25,55 @@ mod listener;
 #[path = "reuserps/table.rs"]
 mod table;
 
-// The KUnit suite (net/core/reuserps_kunit.c) calls these by name.
-#[cfg(CONFIG_REUSERPS_KUNIT_TEST)]
-pub use kunit::{
-    reuserps_kunit_fallback, reuserps_kunit_fill_first, reuserps_kunit_many, reuserps_kunit_masks,
-    reuserps_kunit_round_robin,
+use core::mem::offset_of;
+use kernel::{
+    alloc::{
+        flags::{
+            GFP_ATOMIC,
+            GFP_KERNEL, //
+        },
+        Flags,
+        KBox, //
+    },
+    bindings,
+    error::{
+        code::EINVAL,
+        from_result, //
+    },
+    prelude::*,
+    sync::{
+        Arc,
+        ArcBorrow, //
+    },
+};
+use listener::Listener;
+use table::{
+    Pick,
+    Policy,
+    Table, //
 };
 
-use core::ffi::{c_int, c_void};
-use kernel::alloc::flags::{GFP_ATOMIC, GFP_KERNEL};
-use kernel::error::code::{EINVAL, ENOMEM};
-use listener::ListenerRef;
-use table::{Error, Pick, Policy, Table};
+// The uapi layouts and values the C side and user space rely on: a
+// change that would break them fails the build.
+const _: () = {
+    assert!(size_of::<bindings::reuserps_req>() == 16);
+    assert!(offset_of!(bindings::reuserps_req, policy) == 0);
+    assert!(offset_of!(bindings::reuserps_req, max_conns) == 4);
+    assert!(offset_of!(bindings::reuserps_req, flags) == 8);
+    assert!(offset_of!(bindings::reuserps_req, mask_words) == 12);
+    assert!(offset_of!(bindings::reuserps_req, cpus) == 16);
+    assert!(size_of::<bindings::reuserps_info>() == 32);
+    assert!(offset_of!(bindings::reuserps_info, policy) == 0);
+    assert!(offset_of!(bindings::reuserps_info, max_conns) == 4);
+    assert!(offset_of!(bindings::reuserps_info, active_conns) == 8);
+    assert!(offset_of!(bindings::reuserps_info, flags) == 12);
+    assert!(offset_of!(bindings::reuserps_info, total_conns) == 16);
+    assert!(offset_of!(bindings::reuserps_info, full_skips) == 24);
+    assert!(bindings::REUSERPS_ROUND_ROBIN == Policy::RoundRobin.to_uapi());
+    assert!(bindings::REUSERPS_FILL_FIRST == Policy::FillFirst.to_uapi());
+};
 
-/// Allocation for the core, on the kernel's `KVec` and `KBox`.
-mod mem {
-    use crate::table::Error;
-    use kernel::alloc::{Flags, KBox, KVec};
-
-    pub(crate) type Vec<T> = KVec<T>;
-    pub(crate) type Box<T> = KBox<T>;
-    pub(crate) type Gfp = Flags;
-
-    pub(crate) fn new_box<T>(x: T, gfp: Gfp) -> Result<Box<T>, Error> {
-        KBox::new(x, gfp).map_err(|_| Error::NoMem)
-    }
-
-    pub(crate) fn box_into_raw<T>(b: Box<T>) -> *mut T {
-        KBox::into_raw(b)
-    }
-
-    /// # Safety
-    ///
-    /// `p` must come from [`box_into_raw`] and not be used again.
-    pub(crate) unsafe fn box_from_raw<T>(p: *mut T) -> Box<T> {
-        // SAFETY: The caller passes a pointer from `box_into_raw`.
-        unsafe { KBox::from_raw(p) }
-    }
-
-    pub(crate) fn vec_with_capacity<T>(n: usize, gfp: Gfp) -> Result<Vec<T>, Error> {
-        KVec::with_capacity(n, gfp).map_err(|_| Error::NoMem)
-    }
-
-    pub(crate) fn vec_filled<T: Clone>(x: T, n: usize, gfp: Gfp) -> Result<Vec<T>, Error> {
-        KVec::from_elem(x, n, gfp).map_err(|_| Error::NoMem)
-    }
-
-    pub(crate) fn vec_push<T>(v: &mut Vec<T>, x: T, gfp: Gfp) -> Result<(), Error> {
-        v.push(x, gfp).map_err(|_| Error::NoMem)
-    }
-
-    pub(crate) fn vec_extend<T: Clone>(v: &mut Vec<T>, s: &[T], gfp: Gfp) -> Result<(), Error> {
-        v.extend_from_slice(s, gfp).map_err(|_| Error::NoMem)
-    }
-}
-
-fn errno(e: Error) -> c_int {
-    match e {
-        Error::Inval => EINVAL.to_errno(),
-        Error::NoMem => ENOMEM.to_errno(),
-    }
-}
-
-fn gfp(may_sleep: bool) -> mem::Gfp {
+fn flags(may_sleep: bool) -> Flags {
     if may_sleep {
         GFP_KERNEL
     } else {
@@ -106,9 +94,44 @@ unsafe fn mask<'a>(cpus: *const u64, words: u32) -> &'a [u64] {
     unsafe { core::slice::from_raw_parts(cpus, words as usize) }
 }
 
+/// Borrows the listener behind a pointer C holds.
+///
+/// # Safety
+///
+/// `l` must come from [`reuserps_listener_new`] or [`reuserps_listener_get`]
+/// and the caller must hold that reference for `'a`.
+unsafe fn listener<'a>(l: *mut bindings::reuserps_listener) -> ArcBorrow<'a, Listener> {
+    // SAFETY: `l` came from `Arc::into_raw` and a reference is held for
+    // `'a`, by the caller's contract.
+    unsafe { ArcBorrow::from_raw(l.cast_const().cast()) }
+}
+
+fn listener_into_raw(l: Arc<Listener>) -> *mut bindings::reuserps_listener {
+    Arc::into_raw(l).cast_mut().cast()
+}
+
+/// Borrows a table C holds.
+///
+/// # Safety
+///
+/// `t` must be NULL or come from [`reuserps_table_add`] or
+/// [`reuserps_table_remove`] and not be freed for `'a`.
+unsafe fn table<'a>(t: *const bindings::reuserps_table) -> Option<&'a Table> {
+    // SAFETY: By the caller's contract `t` is NULL or a live `Table`.
+    unsafe { t.cast::<Table>().as_ref() }
+}
+
+fn table_into_raw(t: Table, flags: Flags) -> Result<*const bindings::reuserps_table> {
+    Ok(KBox::into_raw(KBox::new(t, flags)?).cast_const().cast())
+}
+
 /// Most words a CPU mask may have on this machine.
-#[no_mangle]
-pub extern "C" fn reuserps_max_mask_words(nr_cpu_ids: u32) -> u32 {
+///
+/// # Safety
+///
+/// None; `unsafe` only because `#[export]` requires it.
+#[export]
+pub unsafe extern "C" fn reuserps_max_mask_words(nr_cpu_ids: u32) -> u32 {
     let words = table::max_mask_words(nr_cpu_ids as usize);
     u32::try_from(words).unwrap_or(u32::MAX)
 }
@@ -118,7 +141,7 @@ pub extern "C" fn reuserps_max_mask_words(nr_cpu_ids: u32) -> u32 {
 /// # Safety
 ///
 /// `cpus` must point to `mask_words` readable words.
-#[no_mangle]
+#[export]
 pub unsafe extern "C" fn reuserps_check_req(
     policy: u32,
     flags: u32,
@@ -126,21 +149,26 @@ pub unsafe extern "C" fn reuserps_check_req(
     mask_words: u32,
     nr_cpu_ids: u32,
 ) -> c_int {
-    if flags != 0 || Policy::from_uapi(policy).is_err() {
-        return EINVAL.to_errno();
-    }
-    // SAFETY: The caller guarantees the mask is readable.
-    let words = unsafe { mask(cpus, mask_words) };
-    match table::check_mask(words, nr_cpu_ids as usize) {
-        Ok(_) => 0,
-        Err(e) => errno(e),
-    }
+    from_result(|| {
+        if flags != 0 {
+            return Err(EINVAL);
+        }
+        Policy::from_uapi(policy)?;
+        // SAFETY: The caller guarantees the mask is readable.
+        let words = unsafe { mask(cpus, mask_words) };
+        table::check_mask(words, nr_cpu_ids as usize)?;
+        Ok(0)
+    })
 }
 
 /// Allocates a listener's state with one reference; NULL without memory.
-#[no_mangle]
-pub extern "C" fn reuserps_listener_new(max_conns: u32) -> *const c_void {
-    ListenerRef::new(max_conns, GFP_KERNEL).map_or(core::ptr::null(), |l| l.into_raw().cast())
+///
+/// # Safety
+///
+/// None; `unsafe` only because `#[export]` requires it.
+#[export]
+pub unsafe extern "C" fn reuserps_listener_new(max_conns: u32) -> *mut bindings::reuserps_listener {
+    Listener::new(max_conns, GFP_KERNEL).map_or(core::ptr::null_mut(), listener_into_raw)
 }
 
 /// Takes one more reference to `l` and returns it.
@@ -148,12 +176,12 @@ pub extern "C" fn reuserps_listener_new(max_conns: u32) -> *const c_void {
 /// # Safety
 ///
 /// `l` must be a listener the caller holds a reference to.
-#[no_mangle]
-pub unsafe extern "C" fn reuserps_listener_get(l: *const c_void) -> *const c_void {
-    // SAFETY: The caller holds a reference, so `l` came from `into_raw`
-    // and stays valid while we clone it.
-    let held = core::mem::ManuallyDrop::new(unsafe { ListenerRef::from_raw(l.cast()) });
-    ListenerRef::into_raw((*held).clone()).cast()
+#[export]
+pub unsafe extern "C" fn reuserps_listener_get(
+    l: *mut bindings::reuserps_listener,
+) -> *mut bindings::reuserps_listener {
+    // SAFETY: The caller holds a reference for the duration of the call.
+    listener_into_raw(Arc::from(unsafe { listener(l) }))
 }
 
 /// Drops a reference to `l`; the last one frees it.  Any context.
@@ -161,10 +189,10 @@ pub unsafe extern "C" fn reuserps_listener_get(l: *const c_void) -> *const c_voi
 /// # Safety
 ///
 /// `l` must be a reference the caller holds and gives up.
-#[no_mangle]
-pub unsafe extern "C" fn reuserps_listener_put(l: *const c_void) {
+#[export]
+pub unsafe extern "C" fn reuserps_listener_put(l: *mut bindings::reuserps_listener) {
     // SAFETY: The caller gives up a reference that came from `into_raw`.
-    drop(unsafe { ListenerRef::from_raw(l.cast()) });
+    drop(unsafe { Arc::<Listener>::from_raw(l.cast_const().cast()) });
 }
 
 /// Counts a new connection on `l` if its cap allows; false if full.
@@ -172,10 +200,10 @@ pub unsafe extern "C" fn reuserps_listener_put(l: *const c_void) {
 /// # Safety
 ///
 /// The caller must hold a reference to `l`.
-#[no_mangle]
-pub unsafe extern "C" fn reuserps_listener_admit(l: *const c_void) -> bool {
+#[export]
+pub unsafe extern "C" fn reuserps_listener_admit(l: *mut bindings::reuserps_listener) -> bool {
     // SAFETY: The caller holds a reference for the duration of the call.
-    unsafe { ListenerRef::borrow_raw(l.cast()) }.admit()
+    unsafe { listener(l) }.admit()
 }
 
 /// Takes back the admission of a SYN answered with a cookie; false if no
@@ -184,10 +212,10 @@ pub unsafe extern "C" fn reuserps_listener_admit(l: *const c_void) -> bool {
 /// # Safety
 ///
 /// The caller must hold a reference to `l`.
-#[no_mangle]
-pub unsafe extern "C" fn reuserps_listener_withdraw(l: *const c_void) -> bool {
+#[export]
+pub unsafe extern "C" fn reuserps_listener_withdraw(l: *mut bindings::reuserps_listener) -> bool {
     // SAFETY: The caller holds a reference for the duration of the call.
-    unsafe { ListenerRef::borrow_raw(l.cast()) }.withdraw()
+    unsafe { listener(l) }.withdraw()
 }
 
 /// Ends a connection counted on `l`; false if none was active (a bug).
@@ -195,10 +223,10 @@ pub unsafe extern "C" fn reuserps_listener_withdraw(l: *const c_void) -> bool {
 /// # Safety
 ///
 /// The caller must hold a reference to `l`.
-#[no_mangle]
-pub unsafe extern "C" fn reuserps_listener_release(l: *const c_void) -> bool {
+#[export]
+pub unsafe extern "C" fn reuserps_listener_release(l: *mut bindings::reuserps_listener) -> bool {
     // SAFETY: The caller holds a reference for the duration of the call.
-    unsafe { ListenerRef::borrow_raw(l.cast()) }.release()
+    unsafe { listener(l) }.release()
 }
 
 /// Sets the cap of `l` and marks it registered (`gone` false) or not.
@@ -206,23 +234,16 @@ pub unsafe extern "C" fn reuserps_listener_release(l: *const c_void) -> bool {
 /// # Safety
 ///
 /// The caller must hold a reference to `l`.
-#[no_mangle]
-pub unsafe extern "C" fn reuserps_listener_configure(l: *const c_void, max_conns: u32, gone: bool) {
+#[export]
+pub unsafe extern "C" fn reuserps_listener_configure(
+    l: *mut bindings::reuserps_listener,
+    max_conns: u32,
+    gone: bool,
+) {
     // SAFETY: The caller holds a reference for the duration of the call.
-    let l = unsafe { ListenerRef::borrow_raw(l.cast()) };
+    let l = unsafe { listener(l) };
     l.set_max_conns(max_conns);
     l.set_gone(gone);
-}
-
-/// Fills a `struct reuserps_info`, whose layout this matches.
-#[repr(C)]
-pub struct ReuserpsInfo {
-    policy: u32,
-    max_conns: u32,
-    active_conns: u32,
-    flags: u32,
-    total_conns: u64,
-    full_skips: u64,
 }
 
 /// Reads the counters of `l` into `info`.
@@ -230,15 +251,15 @@ pub struct ReuserpsInfo {
 /// # Safety
 ///
 /// The caller must hold a reference to `l`; `info` must be writable.
-#[no_mangle]
+#[export]
 pub unsafe extern "C" fn reuserps_listener_info(
-    l: *const c_void,
+    l: *mut bindings::reuserps_listener,
     policy: u32,
-    info: *mut ReuserpsInfo,
+    info: *mut bindings::reuserps_info,
 ) {
     // SAFETY: The caller holds a reference for the duration of the call.
-    let i = unsafe { ListenerRef::borrow_raw(l.cast()) }.info();
-    let out = ReuserpsInfo {
+    let i = unsafe { listener(l) }.info();
+    let out = bindings::reuserps_info {
         policy,
         max_conns: i.max_conns,
         active_conns: i.active_conns,
@@ -250,7 +271,7 @@ pub unsafe extern "C" fn reuserps_listener_info(
     unsafe { info.write(out) };
 }
 
-/// Builds a table with `handle` registered for the CPUs of the mask, its
+/// Builds a table with `sk` registered for the CPUs of the mask, its
 /// place kept if it is there already, or a new table if `old` is NULL.
 /// Stores it in `*new`; 0, or `-EINVAL` (policy differs from `old`'s,
 /// bad mask) or `-ENOMEM`, leaving everything as it was.
@@ -259,72 +280,66 @@ pub unsafe extern "C" fn reuserps_listener_info(
 ///
 /// `old` is NULL or a live table; the caller holds a reference to `l`;
 /// `cpus` points to `mask_words` readable words; `new` is writable.
-#[no_mangle]
+#[export]
 pub unsafe extern "C" fn reuserps_table_add(
-    old: *const c_void,
+    old: *const bindings::reuserps_table,
     policy: u32,
-    handle: *const c_void,
-    l: *const c_void,
+    sk: *const bindings::sock,
+    l: *mut bindings::reuserps_listener,
     cpus: *const u64,
     mask_words: u32,
     may_sleep: bool,
-    new: *mut *const c_void,
+    new: *mut *const bindings::reuserps_table,
 ) -> c_int {
-    // SAFETY: The caller holds a reference to `l` for the whole call;
-    // `ManuallyDrop` leaves that reference with the caller.
-    let l = core::mem::ManuallyDrop::new(unsafe { ListenerRef::from_raw(l.cast()) });
-    // SAFETY: The caller guarantees the mask is readable.
-    let words = unsafe { mask(cpus, mask_words) };
-    // SAFETY: `old` is NULL or a live table, by the caller's contract.
-    let old = unsafe { old.cast::<Table>().as_ref() };
-    let built = Policy::from_uapi(policy).and_then(|p| match old {
-        Some(t) if t.policy() != p => Err(Error::Inval),
-        Some(t) => t.with_member(handle as usize, &l, words, gfp(may_sleep)),
-        None => Table::new(p, handle as usize, &l, words, gfp(may_sleep)),
-    });
-    match built.and_then(|t| mem::new_box(t, gfp(may_sleep))) {
-        Ok(t) => {
-            // SAFETY: The caller guarantees `new` is writable.
-            unsafe { new.write(mem::box_into_raw(t).cast_const().cast()) };
-            0
-        }
-        Err(e) => errno(e),
-    }
+    from_result(|| {
+        // SAFETY: The caller holds a reference to `l` for the whole call.
+        let l = Arc::from(unsafe { listener(l) });
+        // SAFETY: The caller guarantees the mask is readable.
+        let words = unsafe { mask(cpus, mask_words) };
+        let policy = Policy::from_uapi(policy)?;
+        let handle = sk.expose_provenance();
+        let flags = flags(may_sleep);
+        // SAFETY: `old` is NULL or a live table, by the caller's contract.
+        let t = match unsafe { table(old) } {
+            Some(t) if t.policy() != policy => return Err(EINVAL),
+            Some(t) => t.with_member(handle, &l, words, flags)?,
+            None => Table::new(policy, handle, &l, words, flags)?,
+        };
+        let t = table_into_raw(t, flags)?;
+        // SAFETY: The caller guarantees `new` is writable.
+        unsafe { new.write(t) };
+        Ok(0)
+    })
 }
 
-/// Builds a copy of `old` without `handle` (and without listeners marked
+/// Builds a copy of `old` without `sk` (and without listeners marked
 /// gone) into `*new`, NULL if no member is left; 0 or `-ENOMEM`, leaving
 /// `old` as it was.
 ///
 /// # Safety
 ///
 /// `old` must be a live table and `new` writable.
-#[no_mangle]
+#[export]
 pub unsafe extern "C" fn reuserps_table_remove(
-    old: *const c_void,
-    handle: *const c_void,
+    old: *const bindings::reuserps_table,
+    sk: *const bindings::sock,
     may_sleep: bool,
-    new: *mut *const c_void,
+    new: *mut *const bindings::reuserps_table,
 ) -> c_int {
-    // SAFETY: The caller guarantees `old` is a live table.
-    let Some(old) = (unsafe { old.cast::<Table>().as_ref() }) else {
-        return EINVAL.to_errno();
-    };
-    let t = match old.without_member(handle as usize, gfp(may_sleep)) {
-        Ok(t) => t,
-        Err(e) => return errno(e),
-    };
-    let out = if t.handles().next().is_none() {
-        core::ptr::null()
-    } else {
-        match mem::new_box(t, gfp(may_sleep)) {
-            Ok(b) => mem::box_into_raw(b).cast_const().cast(),
-            Err(e) => return errno(e),
-        }
-    };
-    // SAFETY: The caller guarantees `new` is writable.
-    unsafe { new.write(out) };
-    0
+    from_result(|| {
+        // SAFETY: The caller guarantees `old` is a live table.
+        let old = unsafe { table(old) }.ok_or(EINVAL)?;
+        let flags = flags(may_sleep);
+        let t = old.without_member(sk.expose_provenance(), flags)?;
+        let t = if t.handles().next().is_none() {
+            core::ptr::null()
+        } else {
+            table_into_raw(t, flags)?
+        };
+        // SAFETY: The caller guarantees `new` is writable.
+        unsafe { new.write(t) };
+        Ok(0)
+    })
 }
 
 /// Frees a table: no reader may still use it (an RCU grace period has
@@ -332,13 +347,13 @@ pub unsafe extern "C" fn reuserps_table_remove(
 ///
 /// # Safety
 ///
-/// `t` must come from [`reuserps_table_add`] or [`reuserps_table_remove`]
-/// and have no remaining users.
-#[no_mangle]
-pub unsafe extern "C" fn reuserps_table_free(t: *const c_void) {
+/// `t` must be NULL or come from [`reuserps_table_add`] or
+/// [`reuserps_table_remove`], and have no remaining users.
+#[export]
+pub unsafe extern "C" fn reuserps_table_free(t: *const bindings::reuserps_table) {
     if !t.is_null() {
         // SAFETY: The caller guarantees sole ownership of a boxed table.
-        drop(unsafe { mem::box_from_raw(t.cast_mut().cast::<Table>()) });
+        drop(unsafe { KBox::from_raw(t.cast_mut().cast::<Table>()) });
     }
 }
 
@@ -347,37 +362,162 @@ pub unsafe extern "C" fn reuserps_table_free(t: *const c_void) {
 /// # Safety
 ///
 /// `t` must be a live table.
-#[no_mangle]
-pub unsafe extern "C" fn reuserps_table_policy(t: *const c_void) -> u32 {
+#[export]
+pub unsafe extern "C" fn reuserps_table_policy(t: *const bindings::reuserps_table) -> u32 {
     // SAFETY: The caller guarantees `t` is a live table.
-    unsafe { &*t.cast::<Table>() }.policy().to_uapi()
+    unsafe { table(t) }.map_or(u32::MAX, |t| t.policy().to_uapi())
 }
 
 /// Picks the listener for a SYN processed on `cpu` with flow hash `hash`.
 ///
-/// Returns its handle and stores in `*kind` 0 (a listener of the CPU),
-/// 1 (another member with room) or 2 (all full: the hash's member, whose
-/// admission will refuse); NULL if no member is live.  Softirq, RCU read
-/// side: no lock, no allocation.
+/// Returns its socket and stores in `*pick` what was found; NULL if no
+/// member is live.  Softirq, RCU read side: no lock, no allocation.
 ///
 /// # Safety
 ///
-/// `t` must be a live table (RCU protected) and `kind` writable.
-#[no_mangle]
+/// `t` must be a live table (RCU protected) and `pick` writable.
+#[export]
 pub unsafe extern "C" fn reuserps_table_select(
-    t: *const c_void,
+    t: *const bindings::reuserps_table,
     cpu: u32,
     hash: u32,
-    kind: *mut u32,
-) -> *const c_void {
+    pick: *mut bindings::reuserps_pick,
+) -> *mut bindings::sock {
     // SAFETY: The caller guarantees `t` is live for the whole call.
-    let (k, h) = match unsafe { &*t.cast::<Table>() }.select(cpu as usize, hash) {
-        Pick::Cpu(h) => (0, h),
-        Pick::Other(h) => (1, h),
-        Pick::Full(h) => (2, h),
-        Pick::Empty => (0, 0),
+    let Some(t) = (unsafe { table(t) }) else {
+        return core::ptr::null_mut();
     };
-    // SAFETY: The caller guarantees `kind` is writable.
-    unsafe { kind.write(k) };
-    h as *const c_void
+    let (k, handle) = match t.select(cpu as usize, hash) {
+        Pick::Cpu(h) => (bindings::reuserps_pick_REUSERPS_PICK_CPU, h),
+        Pick::Other(h) => (bindings::reuserps_pick_REUSERPS_PICK_OTHER, h),
+        Pick::Full(h) => (bindings::reuserps_pick_REUSERPS_PICK_FULL, h),
+        Pick::Empty => return core::ptr::null_mut(),
+    };
+    // SAFETY: The caller guarantees `pick` is writable.
+    unsafe { pick.write(k) };
+    // Handles are the addresses of member sockets, exposed when added.
+    core::ptr::with_exposed_provenance_mut(handle)
+}
+
+/// KUnit suite `reuserps_ffi`: the C interface, used as the socket code
+/// uses it.
+#[cfg(CONFIG_REUSERPS_KUNIT_TEST)]
+#[kunit_tests(reuserps_ffi)]
+mod ffi_tests {
+    use super::*;
+
+    fn fake_sock(x: &u8) -> *const bindings::sock {
+        core::ptr::from_ref(x).cast()
+    }
+
+    /// Bad requests are refused with -EINVAL, whatever the machine's CPUs.
+    #[test]
+    fn check_req() -> Result {
+        let nr = kernel::cpu::nr_cpu_ids();
+        // SAFETY: No requirement.
+        let words = unsafe { reuserps_max_mask_words(nr) } as usize;
+        assert!(words >= 16);
+        let mut m = KVec::from_elem(0u64, words + 1, GFP_KERNEL)?;
+        let check = |policy: u32, flags: u32, m: &[u64]| -> c_int {
+            let n = u32::try_from(m.len()).unwrap_or(u32::MAX);
+            // SAFETY: `m` has `n` readable words.
+            unsafe { reuserps_check_req(policy, flags, m.as_ptr(), n, nr) }
+        };
+        let rr = bindings::REUSERPS_ROUND_ROBIN;
+        let ff = bindings::REUSERPS_FILL_FIRST;
+        let inval = EINVAL.to_errno();
+
+        m[0] = 1;
+        assert_eq!(check(rr, 0, &m[..1]), 0);
+        assert_eq!(check(ff, 0, &m[..words]), 0);
+        assert_eq!(check(2, 0, &m[..1]), inval);
+        assert_eq!(check(rr, 1, &m[..1]), inval);
+        assert_eq!(check(rr, 0, &m[..0]), inval);
+        assert_eq!(check(rr, 0, &m[..words + 1]), inval);
+        m[0] = 0;
+        assert_eq!(check(rr, 0, &m[..1]), inval);
+
+        // The last possible CPU is accepted; the first past it is refused
+        // when it can be named within the longest mask (when nr_cpu_ids
+        // fills the longest mask exactly, it cannot: that mask is one
+        // word too long, refused above).
+        let last = nr as usize - 1;
+        m[last / 64] = 1 << (last % 64);
+        assert_eq!(check(rr, 0, &m[..last / 64 + 1]), 0);
+        m[last / 64] = 0;
+        let past = nr as usize;
+        if past / 64 < words {
+            m[past / 64] = 1 << (past % 64);
+            assert_eq!(check(rr, 0, &m[..past / 64 + 1]), inval);
+            assert_eq!(check(rr, 0, &m[..words]), inval);
+        }
+        Ok(())
+    }
+
+    /// Build, select, count and tear down through the C interface.
+    #[test]
+    fn lifecycle() -> Result {
+        let (x, y) = (0u8, 0u8);
+        let (sx, sy) = (fake_sock(&x), fake_sock(&y));
+        let mask = [1u64];
+        let ff = bindings::REUSERPS_FILL_FIRST;
+        let rr = bindings::REUSERPS_ROUND_ROBIN;
+        let mut pick = 0;
+        let (mut t1, mut t2, mut t3) = (core::ptr::null(), core::ptr::null(), core::ptr::null());
+
+        // SAFETY: Each call below passes listeners it holds references
+        // to, live tables, a readable one-word mask and writable results;
+        // each table is freed once, after its last use.
+        unsafe {
+            let a = reuserps_listener_new(1);
+            let b = reuserps_listener_new(0);
+            assert!(!a.is_null() && !b.is_null());
+
+            assert_eq!(reuserps_table_add(t1, ff, sx, a, mask.as_ptr(), 1, true, &mut t1), 0);
+            assert_eq!(reuserps_table_add(t1, ff, sy, b, mask.as_ptr(), 1, true, &mut t2), 0);
+            let err = reuserps_table_add(t2, rr, sy, b, mask.as_ptr(), 1, true, &mut t3);
+            assert_eq!(err, EINVAL.to_errno());
+            assert!(t3.is_null());
+            assert_eq!(reuserps_table_policy(t2), ff);
+
+            let got = reuserps_table_select(t2, 0, 0, &mut pick);
+            assert!(got.cast_const() == sx);
+            assert_eq!(pick, bindings::reuserps_pick_REUSERPS_PICK_CPU);
+            assert!(reuserps_listener_admit(a));
+            let got = reuserps_table_select(t2, 0, 0, &mut pick);
+            assert!(got.cast_const() == sy);
+            assert_eq!(pick, bindings::reuserps_pick_REUSERPS_PICK_CPU);
+
+            let mut info = core::mem::MaybeUninit::<bindings::reuserps_info>::uninit();
+            reuserps_listener_info(a, ff, info.as_mut_ptr());
+            let info = info.assume_init();
+            assert_eq!(info.policy, ff);
+            assert_eq!(info.max_conns, 1);
+            assert_eq!(info.active_conns, 1);
+            assert_eq!(info.total_conns, 1);
+            assert_eq!(info.full_skips, 1);
+
+            // A connection outlives its listener's place in the table.
+            assert_eq!(reuserps_table_remove(t2, sx, false, &mut t3), 0);
+            assert!(!t3.is_null());
+            reuserps_table_free(t1);
+            reuserps_table_free(t2);
+            assert!(reuserps_listener_release(a));
+            assert!(!reuserps_listener_release(a));
+
+            assert_eq!(reuserps_table_remove(t3, sy, true, &mut t1), 0);
+            assert!(t1.is_null());
+            reuserps_table_free(t3);
+
+            // A second reference keeps the state alive after the first.
+            let a2 = reuserps_listener_get(a);
+            assert!(a2 == a);
+            reuserps_listener_put(a);
+            assert!(reuserps_listener_admit(a2));
+            assert!(reuserps_listener_release(a2));
+            reuserps_listener_put(a2);
+            reuserps_listener_put(b);
+        }
+        Ok(())
+    }
 }

@@ -15,18 +15,27 @@
 //! grows with what is registered, not with the number of CPUs times a
 //! fixed number of slots.
 
-use crate::listener::{ListenerRef, Room};
-use crate::mem::{self, Gfp, Vec};
-use core::sync::atomic::{AtomicU32, Ordering};
-
-/// Why a request was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Error {
-    /// Bad input: `-EINVAL`.
-    Inval,
-    /// Out of memory: `-ENOMEM`.
-    NoMem,
-}
+use crate::listener::{
+    Listener,
+    Room, //
+};
+use kernel::{
+    alloc::{
+        Flags,
+        KVec, //
+    },
+    error::{
+        code::EINVAL,
+        Result, //
+    },
+    sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        Arc, //
+    },
+};
 
 /// How a connection picks among the listeners registered for its CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,17 +47,17 @@ pub(crate) enum Policy {
 }
 
 impl Policy {
-    /// The policy of a uapi value.
-    pub(crate) fn from_uapi(value: u32) -> Result<Self, Error> {
+    /// The policy of a uapi value; `EINVAL` for an unknown one.
+    pub(crate) fn from_uapi(value: u32) -> Result<Self> {
         match value {
             0 => Ok(Self::RoundRobin),
             1 => Ok(Self::FillFirst),
-            _ => Err(Error::Inval),
+            _ => Err(EINVAL),
         }
     }
 
     /// The uapi value of the policy.
-    pub(crate) fn to_uapi(self) -> u32 {
+    pub(crate) const fn to_uapi(self) -> u32 {
         match self {
             Self::RoundRobin => 0,
             Self::FillFirst => 1,
@@ -65,10 +74,10 @@ pub(crate) fn max_mask_words(nr_cpu_ids: usize) -> usize {
 /// Checks a CPU mask from user space.
 ///
 /// Returns how many words matter (up to the last non-zero one).  An empty
-/// mask, a bit at or beyond `nr_cpu_ids` or too many words is `Inval`.
-pub(crate) fn check_mask(words: &[u64], nr_cpu_ids: usize) -> Result<usize, Error> {
+/// mask, a bit at or beyond `nr_cpu_ids` or too many words is `EINVAL`.
+pub(crate) fn check_mask(words: &[u64], nr_cpu_ids: usize) -> Result<usize> {
     if words.is_empty() || words.len() > max_mask_words(nr_cpu_ids) {
-        return Err(Error::Inval);
+        return Err(EINVAL);
     }
     let mut used = 0;
     for (i, &word) in words.iter().enumerate() {
@@ -78,25 +87,25 @@ pub(crate) fn check_mask(words: &[u64], nr_cpu_ids: usize) -> Result<usize, Erro
         let top = 63 - word.leading_zeros() as usize;
         let cpu = i.checked_mul(64).and_then(|b| b.checked_add(top));
         if cpu.map_or(true, |cpu| cpu >= nr_cpu_ids) {
-            return Err(Error::Inval);
+            return Err(EINVAL);
         }
         used = i + 1;
     }
     if used == 0 {
-        return Err(Error::Inval);
+        return Err(EINVAL);
     }
     Ok(used)
 }
 
 /// Calls `f` with every CPU set in `mask`, in ascending order.
-fn for_each_cpu(mask: &[u64], mut f: impl FnMut(usize) -> Result<(), Error>) -> Result<(), Error> {
+fn for_each_cpu(mask: &[u64], mut f: impl FnMut(usize) -> Result) -> Result {
     for (i, &word) in mask.iter().enumerate() {
         let mut bits = word;
         while bits != 0 {
             let bit = bits.trailing_zeros() as usize;
             bits &= bits - 1;
             let cpu = i.checked_mul(64).and_then(|b| b.checked_add(bit));
-            f(cpu.ok_or(Error::Inval)?)?;
+            f(cpu.ok_or(EINVAL)?)?;
         }
     }
     Ok(())
@@ -119,7 +128,7 @@ pub(crate) enum Pick {
 
 struct Member {
     handle: usize,
-    listener: ListenerRef,
+    listener: Arc<Listener>,
     mask_first: usize,
     mask_len: usize,
 }
@@ -138,13 +147,13 @@ const NO_CURSOR: u32 = u32::MAX;
 
 /// A round-robin cursor, alone on its cache line: CPUs never share one.
 #[repr(align(64))]
-struct Cursor(AtomicU32);
+struct Cursor(Atomic<u32>);
 
 /// One member as input to [`Table::build`].
 #[derive(Clone, Copy)]
 struct Input<'a> {
     handle: usize,
-    listener: &'a ListenerRef,
+    listener: &'a Arc<Listener>,
     mask: &'a [u64],
 }
 
@@ -157,11 +166,11 @@ struct Input<'a> {
 /// is below `cursors.len()`; `members.len()` fits in a `u32`.
 pub(crate) struct Table {
     policy: Policy,
-    members: Vec<Member>,
-    masks: Vec<u64>,
-    cpus: Vec<CpuEntry>,
-    slots: Vec<u32>,
-    cursors: Vec<Cursor>,
+    members: KVec<Member>,
+    masks: KVec<u64>,
+    cpus: KVec<CpuEntry>,
+    slots: KVec<u32>,
+    cursors: KVec<Cursor>,
 }
 
 impl Table {
@@ -169,16 +178,16 @@ impl Table {
     pub(crate) fn new(
         policy: Policy,
         handle: usize,
-        listener: &ListenerRef,
+        listener: &Arc<Listener>,
         mask: &[u64],
-        gfp: Gfp,
-    ) -> Result<Self, Error> {
+        flags: Flags,
+    ) -> Result<Self> {
         let one = [Input {
             handle,
             listener,
             mask,
         }];
-        Self::build(policy, one.iter().copied(), None, gfp)
+        Self::build(policy, one.iter().copied(), None, flags)
     }
 
     /// A copy of this table where `handle` has `listener` and `mask`: in
@@ -187,10 +196,10 @@ impl Table {
     pub(crate) fn with_member(
         &self,
         handle: usize,
-        listener: &ListenerRef,
+        listener: &Arc<Listener>,
         mask: &[u64],
-        gfp: Gfp,
-    ) -> Result<Self, Error> {
+        flags: Flags,
+    ) -> Result<Self> {
         let new = Input {
             handle,
             listener,
@@ -211,13 +220,13 @@ impl Table {
                 }
             });
         let added = core::iter::once(new).filter(move |_| !present);
-        Self::build(self.policy, kept.chain(added), Some(self), gfp)
+        Self::build(self.policy, kept.chain(added), Some(self), flags)
     }
 
     /// A copy of this table without `handle` nor unregistered listeners.
-    pub(crate) fn without_member(&self, handle: usize, gfp: Gfp) -> Result<Self, Error> {
+    pub(crate) fn without_member(&self, handle: usize, flags: Flags) -> Result<Self> {
         let kept = self.inputs().filter(move |i| i.handle != handle);
-        Self::build(self.policy, kept, Some(self), gfp)
+        Self::build(self.policy, kept, Some(self), flags)
     }
 
     /// The group's policy.
@@ -272,7 +281,7 @@ impl Table {
         let cursor = self.cursors.get(e.cursor as usize);
         // The cursor is below `n` unless it came from an older table:
         // no division on this path.
-        let mut pos = cursor.map_or(0, |c| c.0.load(Ordering::Relaxed) as usize);
+        let mut pos = cursor.map_or(0, |c| c.0.load(Relaxed) as usize);
         if pos >= n {
             pos = 0;
         }
@@ -287,7 +296,7 @@ impl Table {
                         // outcome is one listener chosen twice.  `pos + 1
                         // <= n`, which fits in a u32 (see the invariants).
                         if let Some(c) = cursor {
-                            c.0.store(u32::try_from(pos + 1).unwrap_or(0), Ordering::Relaxed);
+                            c.0.store(u32::try_from(pos + 1).unwrap_or(0), Relaxed);
                         }
                         return Some(m.handle);
                     }
@@ -353,44 +362,43 @@ impl Table {
         policy: Policy,
         inputs: impl Iterator<Item = Input<'a>> + Clone,
         old: Option<&Table>,
-        gfp: Gfp,
-    ) -> Result<Self, Error> {
+        flags: Flags,
+    ) -> Result<Self> {
         // Pass 1: sizes.
         let (mut n, mut words, mut nslots, mut ncpus) = (0usize, 0usize, 0usize, 0usize);
         for input in inputs.clone() {
-            n = n.checked_add(1).ok_or(Error::Inval)?;
-            words = words.checked_add(input.mask.len()).ok_or(Error::Inval)?;
+            n = n.checked_add(1).ok_or(EINVAL)?;
+            words = words.checked_add(input.mask.len()).ok_or(EINVAL)?;
             for_each_cpu(input.mask, |cpu| {
-                nslots = nslots.checked_add(1).ok_or(Error::Inval)?;
-                ncpus = ncpus.max(cpu.checked_add(1).ok_or(Error::Inval)?);
+                nslots = nslots.checked_add(1).ok_or(EINVAL)?;
+                ncpus = ncpus.max(cpu.checked_add(1).ok_or(EINVAL)?);
                 Ok(())
             })?;
         }
         if u32::try_from(n).is_err() || u32::try_from(nslots).is_err() {
-            return Err(Error::Inval);
+            return Err(EINVAL);
         }
-        let mut members = mem::vec_with_capacity(n, gfp)?;
-        let mut masks = mem::vec_with_capacity(words, gfp)?;
-        let mut cpus = mem::vec_filled(CpuEntry::default(), ncpus, gfp)?;
-        let mut slots = mem::vec_filled(0u32, nslots, gfp)?;
+        let mut members = KVec::with_capacity(n, flags)?;
+        let mut masks = KVec::with_capacity(words, flags)?;
+        let mut cpus = KVec::from_elem(CpuEntry::default(), ncpus, flags)?;
+        let mut slots = KVec::from_elem(0u32, nslots, flags)?;
 
         // Pass 2: members, masks, per-CPU counts.
         for input in inputs.clone() {
             let mask_first = masks.len();
-            mem::vec_extend(&mut masks, input.mask, gfp)?;
-            mem::vec_push(
-                &mut members,
+            masks.extend_from_slice(input.mask, flags)?;
+            members.push(
                 Member {
                     handle: input.handle,
                     listener: input.listener.clone(),
                     mask_first,
                     mask_len: input.mask.len(),
                 },
-                gfp,
+                flags,
             )?;
             for_each_cpu(input.mask, |cpu| {
-                let e = cpus.get_mut(cpu).ok_or(Error::Inval)?;
-                e.len = e.len.checked_add(1).ok_or(Error::Inval)?;
+                let e = cpus.get_mut(cpu).ok_or(EINVAL)?;
+                e.len = e.len.checked_add(1).ok_or(EINVAL)?;
                 Ok(())
             })?;
         }
@@ -401,7 +409,7 @@ impl Table {
         let mut end = 0u32;
         let mut nrr = 0usize;
         for e in cpus.iter_mut() {
-            end = end.checked_add(e.len).ok_or(Error::Inval)?;
+            end = end.checked_add(e.len).ok_or(EINVAL)?;
             e.first = end;
             if policy == Policy::RoundRobin && e.len > 1 {
                 nrr += 1;
@@ -409,18 +417,18 @@ impl Table {
         }
         for (i, m) in members.iter().enumerate().rev() {
             let mask = masks.get(m.mask_first..).and_then(|s| s.get(..m.mask_len));
-            let i = u32::try_from(i).map_err(|_| Error::Inval)?;
+            let i = u32::try_from(i).map_err(|_| EINVAL)?;
             for_each_cpu(mask.unwrap_or(&[]), |cpu| {
-                let e = cpus.get_mut(cpu).ok_or(Error::Inval)?;
-                e.first = e.first.checked_sub(1).ok_or(Error::Inval)?;
-                *slots.get_mut(e.first as usize).ok_or(Error::Inval)? = i;
+                let e = cpus.get_mut(cpu).ok_or(EINVAL)?;
+                e.first = e.first.checked_sub(1).ok_or(EINVAL)?;
+                *slots.get_mut(e.first as usize).ok_or(EINVAL)? = i;
                 Ok(())
             })?;
         }
 
         // Round-robin cursors, carried over from the old table so that a
         // change elsewhere does not restart a CPU's rotation.
-        let mut cursors = mem::vec_with_capacity(nrr, gfp)?;
+        let mut cursors = KVec::with_capacity(nrr, flags)?;
         for (cpu, e) in cpus.iter_mut().enumerate() {
             e.cursor = NO_CURSOR;
             if policy != Policy::RoundRobin || e.len < 2 {
@@ -429,9 +437,9 @@ impl Table {
             let start = old
                 .and_then(|t| t.cpus.get(cpu))
                 .and_then(|o| old.and_then(|t| t.cursors.get(o.cursor as usize)))
-                .map_or(0, |c| c.0.load(Ordering::Relaxed));
-            e.cursor = u32::try_from(cursors.len()).map_err(|_| Error::Inval)?;
-            mem::vec_push(&mut cursors, Cursor(AtomicU32::new(start)), gfp)?;
+                .map_or(0, |c| c.0.load(Relaxed));
+            e.cursor = u32::try_from(cursors.len()).map_err(|_| EINVAL)?;
+            cursors.push(Cursor(Atomic::new(start)), flags)?;
         }
         // INVARIANT: `slots` holds member indexes below `n`, written within
         // the ranges computed from the same counts; cursor indexes are
