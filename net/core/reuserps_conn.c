@@ -44,7 +44,7 @@ int reuserps_conn_admit(const struct sock *sk, struct reuserps_listener **lp)
 
 	*lp = NULL;
 	rcu_read_lock();
-	rs = READ_ONCE(sk->sk_reuserps);
+	rs = rcu_dereference(sk->sk_reuserps);
 	if (rs) {
 		if (reuserps_listener_admit(rs->listener))
 			*lp = reuserps_listener_get(rs->listener);
@@ -53,6 +53,12 @@ int reuserps_conn_admit(const struct sock *sk, struct reuserps_listener **lp)
 	}
 	rcu_read_unlock();
 	return err;
+}
+
+/* A new request socket holds the count admitted for it, if any. */
+void reuserps_req_start(struct request_sock *req, struct reuserps_listener *l)
+{
+	req->rsk_reuserps = l;
 }
 
 /* Ends the connection counted by @l, if any, and drops the reference. */

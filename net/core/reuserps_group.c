@@ -52,6 +52,15 @@ static struct reuserps_group *reuserps_group_get(struct sock_reuseport *reuse)
 					 lockdep_is_held(&reuseport_lock));
 }
 
+/* A member's request changes only under reuseport_lock (and its socket
+ * lock): reuserps_group_update().
+ */
+static struct reuserps_sock *reuserps_member_req(const struct sock *sk)
+{
+	return rcu_dereference_protected(sk->sk_reuserps,
+					 lockdep_is_held(&reuseport_lock));
+}
+
 /* Publishes @table (NULL: none) in place of the group's current one. */
 static void reuserps_group_set(struct sock_reuseport *reuse,
 			       struct reuserps_group *g)
@@ -78,7 +87,7 @@ static void reuserps_group_set(struct sock_reuseport *reuse,
 int reuserps_group_add(struct sock_reuseport *reuse, struct sock *sk)
 {
 	struct reuserps_group *old = reuserps_group_get(reuse);
-	struct reuserps_sock *rs = sk->sk_reuserps;
+	struct reuserps_sock *rs = reuserps_member_req(sk);
 	const struct reuserps_table *table;
 	struct reuserps_group *g;
 	int err;
@@ -88,7 +97,7 @@ int reuserps_group_add(struct sock_reuseport *reuse, struct sock *sk)
 	if (!old && reuse->num_socks)
 		return -EADDRINUSE;
 
-	g = kmalloc(sizeof(*g), GFP_ATOMIC);
+	g = kmalloc_obj(*g, GFP_ATOMIC);
 	if (!g)
 		return -ENOMEM;
 	err = reuserps_table_add(old ? old->table : NULL, rs->policy, sk,
@@ -116,7 +125,7 @@ int reuserps_group_add(struct sock_reuseport *reuse, struct sock *sk)
 void reuserps_group_del(struct sock_reuseport *reuse, struct sock *sk)
 {
 	struct reuserps_group *old = reuserps_group_get(reuse);
-	struct reuserps_sock *rs = sk->sk_reuserps;
+	struct reuserps_sock *rs = reuserps_member_req(sk);
 	const struct reuserps_table *table;
 	struct reuserps_group *g = NULL;
 
@@ -128,7 +137,7 @@ void reuserps_group_del(struct sock_reuseport *reuse, struct sock *sk)
 	if (reuserps_table_remove(old->table, sk, false, &table))
 		return;
 	if (table) {
-		g = kmalloc(sizeof(*g), GFP_ATOMIC);
+		g = kmalloc_obj(*g, GFP_ATOMIC);
 		if (!g) {
 			reuserps_table_free(table);
 			return;
@@ -158,7 +167,7 @@ int reuserps_group_update(struct sock *sk, struct reuserps_sock *rs)
 	struct reuserps_group *g, *old;
 	int err = -EINVAL;
 
-	g = kmalloc(sizeof(*g), GFP_KERNEL);
+	g = kmalloc_obj(*g);
 	if (!g)
 		return -ENOMEM;
 
@@ -176,7 +185,7 @@ int reuserps_group_update(struct sock *sk, struct reuserps_sock *rs)
 	g->table = table;
 	reuserps_listener_configure(rs->listener, rs->max_conns, false);
 	/* Admission may read the request at any time: publish it whole. */
-	smp_store_release(&sk->sk_reuserps, rs);
+	rcu_assign_pointer(sk->sk_reuserps, rs);
 	reuserps_group_set(reuse, g);
 	g = NULL;
 unlock:
@@ -207,7 +216,7 @@ void reuserps_group_free(struct sock_reuseport *reuse)
 struct sock *reuserps_select(struct sock_reuseport *reuse, u32 hash)
 {
 	struct reuserps_group *g = rcu_dereference(reuse->reuserps);
-	u32 pick;
+	enum reuserps_pick pick;
 
 	if (!g)
 		return NULL;
@@ -219,6 +228,7 @@ struct sock *reuserps_select(struct sock_reuseport *reuse, u32 hash)
 bool sk_reuserps_compatible(const struct sock *sk, const struct sock *sk2)
 {
 	const struct reuserps_sock *a, *b;
+	bool ok;
 
 	/* Only listeners and sockets bound to become one have a mode: not
 	 * connections (children, connected sockets, time-wait), which share
@@ -226,14 +236,19 @@ bool sk_reuserps_compatible(const struct sock *sk, const struct sock *sk2)
 	 */
 	if (!((1 << sk2->sk_state) & (TCPF_LISTEN | TCPF_CLOSE)))
 		return true;
-	a = READ_ONCE(sk->sk_reuserps);
-	b = READ_ONCE(sk2->sk_reuserps);
+	/* @sk2's request may be replaced meanwhile: RCU keeps it. */
+	rcu_read_lock();
+	a = rcu_dereference(sk->sk_reuserps);
+	b = rcu_dereference(sk2->sk_reuserps);
 	if (!a || !b)
-		return !a && !b;
-	return a->policy == b->policy;
+		ok = !a && !b;
+	else
+		ok = a->policy == b->policy;
+	rcu_read_unlock();
+	return ok;
 }
 
 bool sk_reuserps_requested(const struct sock *sk)
 {
-	return !!READ_ONCE(sk->sk_reuserps);
+	return rcu_access_pointer(sk->sk_reuserps);
 }

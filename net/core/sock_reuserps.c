@@ -55,10 +55,10 @@ static struct reuserps_sock *reuserps_sock_parse(sockptr_t optval,
 	    optlen != struct_size(&req, cpus, req.mask_words))
 		return ERR_PTR(-EINVAL);
 
-	rs = kzalloc(struct_size(rs, cpus, req.mask_words),
-		     GFP_KERNEL_ACCOUNT);
+	rs = kzalloc_flex(*rs, cpus, req.mask_words, GFP_KERNEL_ACCOUNT);
 	if (!rs)
 		return ERR_PTR(-ENOMEM);
+	/* Set by kzalloc_flex() only where the compiler has counted_by. */
 	rs->mask_words = req.mask_words;
 	if (copy_from_sockptr_offset(rs->cpus, optval, sizeof(req),
 				     array_size(req.mask_words,
@@ -92,7 +92,8 @@ int sk_setsockopt_reuserps(struct sock *sk, sockptr_t optval,
 		return PTR_ERR(rs);
 
 	sockopt_lock_sock(sk);
-	old = sk->sk_reuserps;
+	old = rcu_dereference_protected(sk->sk_reuserps,
+					lockdep_sock_is_held(sk));
 	/* A new request keeps the listener's counts. */
 	if (old)
 		rs->listener = reuserps_listener_get(old->listener);
@@ -107,7 +108,7 @@ int sk_setsockopt_reuserps(struct sock *sk, sockptr_t optval,
 		/* Bound: the port was checked against this request. */
 		err = -EINVAL;
 	else
-		WRITE_ONCE(sk->sk_reuserps, rs);
+		rcu_assign_pointer(sk->sk_reuserps, rs);
 	sockopt_release_sock(sk);
 
 	if (err) {
@@ -132,7 +133,8 @@ int sk_getsockopt_reuserps(struct sock *sk, sockptr_t optval,
 		return -EINVAL;
 
 	sockopt_lock_sock(sk);
-	rs = sk->sk_reuserps;
+	rs = rcu_dereference_protected(sk->sk_reuserps,
+				       lockdep_sock_is_held(sk));
 	if (rs) {
 		reuserps_listener_info(rs->listener, rs->policy, &info);
 		/* The cap asked for, in force from listen() on. */
@@ -150,8 +152,9 @@ int sk_getsockopt_reuserps(struct sock *sk, sockptr_t optval,
 	return 0;
 }
 
+/* The socket is being freed: nobody else can reach it any more. */
 void sk_reuserps_free(struct sock *sk)
 {
-	reuserps_sock_free(sk->sk_reuserps);
-	sk->sk_reuserps = NULL;
+	reuserps_sock_free(rcu_dereference_protected(sk->sk_reuserps, 1));
+	RCU_INIT_POINTER(sk->sk_reuserps, NULL);
 }
