@@ -12,7 +12,7 @@ H      := $(CURDIR)/harness
 BUILD  ?= $(CURDIR)/build
 CPUS   ?= 4
 # KUnit suites to run at boot (a kunit.filter_glob).
-KUNIT_GLOB ?= reuserps
+KUNIT_GLOB ?= reuserps*
 # One program of the selftests manifest, e.g. T=so_incoming_cpu.
 T      ?=
 export BUILD CPUS KUNIT_GLOB

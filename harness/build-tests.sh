@@ -7,8 +7,10 @@
 #  - tools/testing/selftests/net/reuserps: through its own Makefile
 #    (kselftest lib.mk), every TEST_GEN_PROGS entry, with the timeout of
 #    its `settings` file;
-#  - the upstream peers so_incoming_cpu and reuseport_bpf_cpu of the base
-#    tree, which show that the guest steers loopback SYNs by CPU;
+#  - the upstream reuseport family of the base tree (reuseport_bpf,
+#    reuseport_bpf_cpu, reuseport_bpf_numa, reuseport_dualstack,
+#    reuseport_addr_any, so_incoming_cpu): a change to reuseport's lookup
+#    must not break the users who do not ask for SO_REUSERPS;
 #  - last, harness/kmemleak-check.sh: no leak after all of them.
 set -euo pipefail
 
@@ -56,11 +58,18 @@ if [ -f "$dir/Makefile" ]; then
 	done
 fi
 
-# Upstream peers, compiled directly: the net/ Makefile builds far more.
+# The upstream reuseport family, compiled directly (the net/ Makefile
+# builds far more), with the libraries net/Makefile gives them.
 net=$src/tools/testing/selftests/net
-tmo=120 # net/settings says 3600: for the whole of net/, not these two.
-for p in so_incoming_cpu reuseport_bpf_cpu; do
-	gcc "${cflags[@]}" -I"$net/.." -o "$out/$p" "$net/$p.c" -lpthread
+tmo=240 # net/settings says 3600: for the whole of net/, not these.
+for p in reuseport_bpf reuseport_bpf_cpu reuseport_bpf_numa \
+	reuseport_dualstack reuseport_addr_any so_incoming_cpu; do
+	libs=(-lpthread)
+	[ "$p" = reuseport_bpf_numa ] && libs+=(-lnuma)
+	# As lib.mk builds them (-D_GNU_SOURCE=), without -Werror: their
+	# warnings are upstream's.
+	gcc -static -O2 -Wall -D_GNU_SOURCE= -isystem "$hdr" -I"$net/.." \
+		-I"$net/lib" -o "$out/$p" "$net/$p.c" "${libs[@]}"
 	echo "$p $tmo $out/$p" >>"$manifest"
 done
 # Last: nothing the programs above did may have leaked (kmemleak).

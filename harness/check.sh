@@ -11,7 +11,7 @@ build=${BUILD:-$repo/build}
 export BUILD=$build
 mkdir -p "$build/logs"
 cpus=${CPUS:-4}
-kunit_glob=${KUNIT_GLOB:-reuserps}
+kunit_glob=${KUNIT_GLOB:-reuserps*}
 
 passed=0
 failed=0

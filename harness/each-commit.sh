@@ -1,11 +1,13 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Every commit of the series must build on its own (netdev bisects).  Build
-# each commit before the head in turn, in the same output tree so that only
-# what a commit changes is rebuilt, then return to the head.  The head
-# itself is the `kernel` stage of make check.  A commit whose tree (and
-# config fragment) already built is not built again: build/each-commit.ok
-# remembers them.
+# Every commit of the series must build on its own (netdev bisects), with
+# the feature on (the test config, harness/kernel.config) and off (plus
+# harness/kernel-noreuserps.config).  Each config has its own output tree,
+# so that only what a commit changes is rebuilt; commits are checked out
+# in order and each is built in both before the next.  The head in the
+# test config is the `kernel` stage of make check and is skipped here.
+# A commit whose tree already built with a config's fragments is not
+# built again: build/each-commit.ok remembers them.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,29 +15,43 @@ repo=$(dirname "$here")
 build=${BUILD:-$repo/build}
 src=$build/linux
 
+# NAME OUTPUT FRAGMENTS...
+configs=(
+	"on $build/kbuild $here/kernel.config"
+	"off $build/kbuild-off $here/kernel.config $here/kernel-noreuserps.config"
+)
+
 "$here/series.py" assemble
 commits=$(git -C "$src" rev-list --reverse base..series)
 head=$(git -C "$src" rev-parse series)
 okfile=$build/each-commit.ok
 touch "$okfile"
-frag=$(sha1sum "$here/kernel.config" | cut -c1-12)
 n=0
 skipped=0
 restore() { git -C "$src" checkout -q -f series; }
 trap restore EXIT
 for c in $commits; do
-	[ "$c" = "$head" ] && continue
-	key="$(git -C "$src" rev-parse "$c^{tree}") $frag"
-	if grep -qxF "$key" "$okfile"; then
-		skipped=$((skipped + 1))
-		continue
-	fi
-	n=$((n + 1))
-	echo "each-commit: building $(git -C "$src" log -1 --format='%h %s' "$c")"
-	git -C "$src" checkout -q -f "$c"
-	# --no-verify: options of the fragment may not exist yet at this point.
-	"$here/kbuild.sh" --no-verify bzImage
-	echo "$key" >>"$okfile"
+	tree=$(git -C "$src" rev-parse "$c^{tree}")
+	for cfg in "${configs[@]}"; do
+		read -r name out frags <<<"$cfg"
+		[ "$name" = on ] && [ "$c" = "$head" ] && continue
+		# shellcheck disable=SC2086 # frags is a list of paths
+		key="$tree $name $(cat $frags | sha1sum | cut -c1-12)"
+		if grep -qxF "$key" "$okfile"; then
+			skipped=$((skipped + 1))
+			continue
+		fi
+		if [ "$(git -C "$src" rev-parse HEAD)" != "$c" ]; then
+			git -C "$src" checkout -q -f "$c"
+		fi
+		n=$((n + 1))
+		echo "each-commit: building ($name) $(git -C "$src" log -1 \
+			--format='%h %s' "$c")"
+		# --no-verify: options of the fragment may not exist yet.
+		KOUT=$out KFRAGS=$frags "$here/kbuild.sh" --no-verify \
+			bzImage modules
+		echo "$key" >>"$okfile"
+	done
 done
-echo "each-commit: $n commit(s) before the head built," \
+echo "each-commit: $n build(s) of the commits (feature on and off)," \
 	"$skipped unchanged since they last built"

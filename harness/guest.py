@@ -104,6 +104,9 @@ def boot(args, cpio, workdir):
     append = ["console=ttyS0", "panic=-1", "printk.time=1",
               "kunit.enable=1" if args.kunit else "kunit.enable=0"]
     if args.kunit:
+        # 7.3 runs built-in suites at boot only with autorun.
+        append.append("kunit.autorun=1")
+    if args.kunit:
         append.append(f"kunit.filter_glob={args.kunit}")
     append += args.append.split()
     cmd = [args.qemu, "-accel", "tcg,thread=multi", "-cpu", "max",

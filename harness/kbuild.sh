@@ -12,7 +12,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 build=${BUILD:-$repo/build}
-src=$build/linux
+src=${KSRC:-$build/linux}
 out=${KOUT:-$build/kbuild}
 read -r -a frags <<<"${KFRAGS:-$here/kernel.config}"
 verify=1
@@ -83,6 +83,6 @@ if [ "$verify" = 1 ]; then
 fi
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(bzImage headers)
+[ ${#targets[@]} -gt 0 ] || targets=(bzImage modules headers)
 kmake -j"$jobs" "${targets[@]}"
 echo "kbuild: built ${targets[*]} in $out"

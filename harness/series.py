@@ -11,10 +11,16 @@ every change to an existing file as a patch in patches/.  The file
   assemble  one commit per `series` entry on branch `series`, built with
             a private index so that the work tree is touched only at the
             end and only where content changed (kbuild stays incremental).
-  format    `git format-patch --cover-letter` into build/series/.
-  verify    `git am` of build/series onto a fresh base must give the very
-            same tree; every patch passes checkpatch --strict --codespell
-            and keeps C, shell and Makefile lines within 80 columns.
+  format    the messages that would be mailed, written by b4 (`b4 prep`,
+            `b4 send -o`) into build/series/, and build/series/series.mbox.
+  verify    `b4 am` of that mbox, then `git am` onto a fresh base, must give
+            the very same tree; every patch passes checkpatch --strict
+            --codespell and keeps C, shell and Makefile lines within 80
+            columns.
+
+The From:/Signed-off-by: identity (and the MAINTAINERS entry's M: line)
+is REUSERPS_AUTHOR ("Name <email>"), else the repository's git config
+user.name/user.email, else the placeholder of `series`' author: line.
   edit/refresh  open a patch of patches/ in a scratch work tree at the
             state it applies to, and write the edited diff back.
 """
@@ -31,8 +37,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("BUILD", os.path.join(REPO, "build"))
 TREE = os.path.join(BUILD, "linux")
 OUTDIR = os.path.join(BUILD, "series")
-TARBALL = os.environ.get("BASE_TARBALL", "/usr/src/linux-source-6.12.tar.xz")
-SUBJECT_PREFIX = os.environ.get("SUBJECT_PREFIX", "PATCH net-next")
+# The base: Debian's linux-source-7.3 at one exact version, fetched by
+# harness/fetch-base.sh unless BASE_TARBALL names a tarball.
+TARBALL = os.environ.get("BASE_TARBALL")
+TREE_PREFIX = os.environ.get("TREE_PREFIX", "net-next")
+B4 = os.path.join(BUILD, "venv", "bin", "b4")
 
 
 def die(msg):
@@ -144,6 +153,37 @@ KERNEL_DIRS = ("Documentation", "include", "net", "rust", "tools", "arch",
                "lib", "scripts")
 
 
+def identity(placeholder, quiet=False):
+    """The poster's "Name <email>" and where it came from."""
+    ident, where = os.environ.get("REUSERPS_AUTHOR", "").strip(), \
+        "REUSERPS_AUTHOR"
+    if not ident:
+        name = git("config", "user.name", cwd=REPO, check=False)
+        email = git("config", "user.email", cwd=REPO, check=False)
+        if name and email:
+            ident, where = f"{name} <{email}>", \
+                "git config user.name/user.email"
+    if ident and not re.match(r"^[^<>]+ <[^<>@]+@[^<>]+>$", ident):
+        die(f"{where}: '{ident}' is not 'Name <email>'")
+    if not ident:
+        ident, where = placeholder, None
+    if not quiet:
+        if where:
+            print(f"series: From:/Signed-off-by: {ident} ({where})")
+        else:
+            print(f"series: From:/Signed-off-by: the placeholder {ident}: "
+                  "neither REUSERPS_AUTHOR nor git config user.name and "
+                  "user.email is set; set one before posting")
+    return ident
+
+
+def patch_text(path, placeholder, ident):
+    """A patch of patches/, the MAINTAINERS entry naming the poster."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    return text.replace(placeholder, ident)
+
+
 def author_env(author, date):
     name, email = re.match(r"^(.*) <(.*)>$", author).groups()
     return {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
@@ -171,8 +211,11 @@ def cmd_base(_args):
     tmp = TREE + ".unpack"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    print(f"series: unpacking {TARBALL}", flush=True)
-    subprocess.run(["tar", "-xf", TARBALL, "-C", tmp], check=True)
+    tarball = TARBALL or subprocess.run(
+        [os.path.join(REPO, "harness", "fetch-base.sh")], check=True,
+        stdout=subprocess.PIPE, text=True).stdout.strip()
+    print(f"series: unpacking {tarball}", flush=True)
+    subprocess.run(["tar", "-xf", tarball, "-C", tmp], check=True)
     (top,) = os.listdir(tmp)
     os.rename(os.path.join(tmp, top), TREE)
     os.rmdir(tmp)
@@ -186,7 +229,7 @@ def cmd_base(_args):
     ver = ".".join(re.findall(r"^(?:VERSION|PATCHLEVEL|SUBLEVEL) = (\d+)",
                               head, re.M))
     env = author_env("Base Tarball <base@localhost>", "1764115200 +0000")
-    git("commit", "-q", "-m", f"Linux {ver} (base: {os.path.basename(TARBALL)})",
+    git("commit", "-q", "-m", f"Linux {ver} (base: {os.path.basename(tarball)})",
         env=env)
     git("tag", "base")
     print(f"series: base tree ready in {time.time() - t0:.0f} s")
@@ -196,9 +239,10 @@ def file_mode(path):
     return "100755" if os.access(path, os.X_OK) else "100644"
 
 
-def cmd_assemble(_args):
+def cmd_assemble(_args, quiet=False):
     cmd_base(None)
-    author, cover_subject, cover_body, commits = parse_series()
+    placeholder, cover_subject, cover_body, commits = parse_series()
+    author = identity(placeholder, quiet)
     env_date = series_date()
     index = os.path.join(BUILD, "series.index")
     if os.path.exists(index):
@@ -214,10 +258,10 @@ def cmd_assemble(_args):
                 f"{file_mode(src)},{blob},{f}", env=ienv)
         for p in c.patches:
             res = subprocess.run(
-                ["git", "apply", "--cached", "--whitespace=error-all",
-                 os.path.join(REPO, "patches", p)],
-                cwd=TREE, env={**os.environ, **ienv},
-                capture_output=True, text=True)
+                ["git", "apply", "--cached", "--whitespace=error-all"],
+                cwd=TREE, env={**os.environ, **ienv}, capture_output=True,
+                text=True, input=patch_text(
+                    os.path.join(REPO, "patches", p), placeholder, author))
             if res.returncode:
                 die(f"patches/{p} does not apply (commit '{c.subject}'):\n"
                     f"{res.stderr.strip()}")
@@ -230,6 +274,11 @@ def cmd_assemble(_args):
     git("update-ref", "refs/heads/series", parent)
     git("config", "branch.series.description",
         f"{cover_subject}\n\n{cover_body}\n")
+    # b4 formats as this identity and keeps the cover letter there.
+    name, email = re.match(r"^(.*) <(.*)>$", author).groups()
+    git("config", "user.name", name)
+    git("config", "user.email", email)
+    git("config", "b4.prep-cover-strategy", "branch-description")
     # Check the tree out last: only files whose content changed are
     # rewritten, so kbuild rebuilds only what the edit touched.
     if git("symbolic-ref", "-q", "HEAD", check=False) != "refs/heads/series":
@@ -241,17 +290,40 @@ def cmd_assemble(_args):
           f"head {parent[:12]}")
 
 
+def b4(*args, cwd=TREE):
+    res = subprocess.run([B4, "--offline-mode", *args], cwd=cwd,
+                         capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if res.returncode:
+        die(f"b4 {' '.join(args)} failed:\n{res.stdout}{res.stderr}")
+    return res.stdout + res.stderr
+
+
 def cmd_format(_args):
+    """What would be mailed: b4 prep enrolls the branch (cover letter from
+    its description, To:/Cc: from get_maintainer.pl), b4 send -o writes
+    the messages; series.mbox holds them in order for b4 am."""
     cmd_assemble(None)
-    author = parse_series()[0]
     shutil.rmtree(OUTDIR, ignore_errors=True)
-    # The cover letter's From: is the committer identity: the author's.
-    git("format-patch", "-q", "--cover-letter",
-        "--cover-from-description=subject", "--base=base",
-        f"--subject-prefix={SUBJECT_PREFIX}", "-o", OUTDIR, "base..series",
-        env=author_env(author, series_date()))
-    n = len([p for p in os.listdir(OUTDIR) if p.endswith(".patch")])
-    print(f"series: wrote {n} file(s), cover letter included, to {OUTDIR}")
+    os.makedirs(OUTDIR)
+    # A new enrollment each time: the branch was rewritten by assemble.
+    for key in ("b4-tracking",):
+        git("config", "--unset-all", f"branch.series.{key}", check=False)
+    b4("prep", "-e", "base")
+    b4("prep", "--set-prefixes", TREE_PREFIX)
+    b4("prep", "--auto-to-cc")
+    msgs = os.path.join(OUTDIR, "messages")
+    b4("send", "-o", msgs, "--no-sign")
+    import email
+    import mailbox
+    names = sorted(f for f in os.listdir(msgs) if f.endswith(".eml"))
+    mbox = mailbox.mbox(os.path.join(OUTDIR, "series.mbox"))
+    for name in names:
+        with open(os.path.join(msgs, name), "rb") as f:
+            mbox.add(email.message_from_binary_file(f))
+    mbox.flush()
+    mbox.close()
+    print(f"series: b4 wrote {len(names)} message(s), cover letter "
+          f"included, to {msgs} and {OUTDIR}/series.mbox")
 
 
 # Generic checks checkpatch does not make in the form netdev wants: C,
@@ -281,10 +353,36 @@ def codespell_file():
     return None
 
 
+def cover_msgid(msgs):
+    cover = next(f for f in sorted(os.listdir(msgs)) if f.startswith("0000"))
+    with open(os.path.join(msgs, cover), encoding="utf-8") as f:
+        m = re.search(r"^Message-Id: <([^>]+)>", f.read(), re.M | re.I)
+    if not m:
+        die(f"no Message-Id in {cover}")
+    return m.group(1)
+
+
+def maintained(path):
+    """Whether get_maintainer.pl names the series' MAINTAINERS entry."""
+    res = subprocess.run(
+        ["perl", "scripts/get_maintainer.pl", "--no-git", "--no-git-fallback",
+         "--sections", "-f", path], cwd=TREE, capture_output=True, text=True)
+    return "SO_REUSERPS" in res.stdout
+
+
 def cmd_verify(_args):
     cmd_format(None)
-    patches = sorted(p for p in os.listdir(OUTDIR)
-                     if p.endswith(".patch") and not p.startswith("0000-"))
+    msgs = os.path.join(OUTDIR, "messages")
+    patches = sorted(p for p in os.listdir(msgs)
+                     if p.endswith(".eml") and not p.startswith("0000-"))
+    # What a maintainer does: b4 am the thread, git am onto the base.
+    amdir = os.path.join(BUILD, "b4-am")
+    shutil.rmtree(amdir, ignore_errors=True)
+    b4("am", "-m", os.path.join(OUTDIR, "series.mbox"), "-o", amdir,
+       cover_msgid(msgs))
+    mbx = [f for f in os.listdir(amdir) if f.endswith(".mbx")]
+    if len(mbx) != 1:
+        die(f"b4 am wrote {mbx} to {amdir}, not one .mbx")
     check = os.path.join(BUILD, "am-check")
     git("worktree", "prune")
     if os.path.isdir(check):
@@ -292,17 +390,20 @@ def cmd_verify(_args):
         shutil.rmtree(check, ignore_errors=True)
     git("worktree", "add", "-q", "--detach", check, "base")
     res = subprocess.run(["git", "am", "-q", "--whitespace=error-all",
-                          *[os.path.join(OUTDIR, p) for p in patches]],
+                          os.path.join(amdir, mbx[0])],
                          cwd=check, capture_output=True, text=True)
     if res.returncode:
-        die(f"git am of {OUTDIR} onto base failed:\n{res.stderr.strip()}")
+        die(f"git am of b4's {mbx[0]} onto base failed:\n"
+            f"{res.stderr.strip()}")
     got = git("rev-parse", "HEAD^{tree}", cwd=check)
+    applied = git("rev-list", "--count", "base..HEAD", cwd=check)
     want = git("rev-parse", "series^{tree}")
     git("worktree", "remove", "--force", check)
     if got != want:
-        die(f"git am result {got[:12]} differs from series tree {want[:12]}")
-    print(f"series: git am of {len(patches)} patch(es) onto base gives the "
-          "series tree exactly")
+        die(f"b4 am + git am result {got[:12]} differs from series tree "
+            f"{want[:12]}")
+    print(f"series: b4 am of series.mbox, git am of its {applied} "
+          "patch(es) onto base gives the series tree exactly")
 
     # Rust keeps rustfmt's form with the kernel's own configuration
     # (`make rustfmtcheck` walks the whole tree; this checks ours).
@@ -351,15 +452,24 @@ def cmd_verify(_args):
         die("codespell dictionary not found (apt-get install codespell)")
     failed = 0
     for p in patches:
-        path = os.path.join(OUTDIR, p)
+        path = os.path.join(msgs, p)
         res = subprocess.run(
             ["perl", "scripts/checkpatch.pl", "--strict", "--codespell",
              f"--codespellfile={spell}", "--color=never", "--show-types", path],
             cwd=TREE, capture_output=True, text=True)
         out = res.stdout
-        clean = res.returncode == 0 and re.search(
-            r"has no obvious style problems", out) and not re.search(
-            r"^(WARNING|ERROR|CHECK):", out, re.M)
+        problems = re.findall(r"^(?:WARNING|ERROR|CHECK):(\w+):", out, re.M)
+        with open(path, encoding="utf-8") as f:
+            added = re.findall(r"^diff --git a/\S+ b/(\S+)\nnew file mode",
+                               f.read(), re.M)
+        # The MAINTAINERS entry comes once, in the first patch: a later
+        # patch adding files that entry already covers is fine.
+        if problems == ["FILE_PATH_CHANGES"] and added and \
+                all(maintained(f) for f in added):
+            problems = []
+            print(f"checkpatch: {p}: its new files are covered by the "
+                  "MAINTAINERS entry (FILE_PATH_CHANGES accepted)")
+        clean = not problems and re.search(r"^total: ", out, re.M)
         longs = long_lines(path)
         if clean and not longs:
             print(f"checkpatch: {p}: clean")

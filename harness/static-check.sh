@@ -1,0 +1,103 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Static checks of what the series changes, against the base:
+#  - sparse (C=2, with a sparse that 7.3 accepts: harness/build-sparse.sh)
+#    and W=1 on every C file the series adds or changes that the test
+#    config builds; a warning the base does not have fails;
+#  - kernel-doc -Wall on the C files and headers the series adds: any
+#    warning fails.
+# Runs in build/kbuild (the test config, configured by harness/kbuild.sh);
+# the base's warnings come from a worktree of the base built the same way
+# in build/kbuild-base, once per fragment and file list.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+build=${BUILD:-$repo/build}
+src=$build/linux
+out=$build/kbuild
+sd=$build/static
+mkdir -p "$sd"
+
+"$here/build-sparse.sh"
+. "$here/toolchain.sh"
+sparse=$build/tools/bin/sparse
+
+[ -f "$out/.config" ] || {
+	echo "static-check: no configured kernel in $out (run harness/kbuild.sh)" >&2
+	exit 1
+}
+
+changed=$(git -C "$src" diff --name-only --diff-filter=M base series -- '*.c')
+added=$(git -C "$src" diff --name-only --diff-filter=A base series -- \
+	'*.c' '*.h' ':!tools/')
+objs=()
+base_objs=()
+for f in $changed $added; do
+	case "$f" in *.c) ;; *) continue ;; esac
+	o=${f%.c}.o
+	# Only what the test config builds.
+	[ -f "$out/$(dirname "$o")/.$(basename "$o").cmd" ] || continue
+	objs+=("$o")
+	case " $changed " in *" $f "*) base_objs+=("$o") ;; esac
+done
+
+# Warnings as "file: warning: text", without line and column numbers, so
+# that the same warning on a shifted line matches.
+warnings() { # SRC OUT OBJS...
+	local s=$1 o=$2
+	shift 2
+	# -Wno-error: CONFIG_WERROR would stop at the first W=1 warning.
+	make -k -C "$s" O="$o" "${KMAKE_VARS[@]}" C=2 CHECK="$sparse" W=1 \
+		KCFLAGS=-Wno-error "$@" 2>&1 | tee "$o/static-check.log" |
+		sed -n -E 's/^([^: ]+):[0-9]+:([0-9]+:)? (warning|error): /\1: \3: /p' |
+		sed -E 's/^(\.\.\/)+//' | sort
+}
+
+echo "static-check: sparse and W=1 on ${objs[*]}"
+warnings "$src" "$out" "${objs[@]}" >"$sd/series.txt"
+grep -q "not available or not up to date" "$out/static-check.log" && {
+	echo "static-check: the kernel refused $sparse" >&2
+	exit 1
+}
+
+key=$( (cat "$here/kernel.config"; echo "${base_objs[*]}") | sha1sum |
+	cut -c1-12)
+base_txt=$sd/base-$key.txt
+if [ ! -f "$base_txt" ] && [ ${#base_objs[@]} -gt 0 ]; then
+	bsrc=$build/linux-base
+	if [ ! -d "$bsrc" ]; then
+		git -C "$src" worktree prune
+		git -C "$src" worktree add -q --detach "$bsrc" base
+	fi
+	echo "static-check: the base's warnings (build/kbuild-base, once)"
+	KSRC=$bsrc KOUT=$build/kbuild-base "$here/kbuild.sh" --no-verify \
+		prepare >/dev/null
+	warnings "$bsrc" "$build/kbuild-base" "${base_objs[@]}" >"$base_txt.new"
+	mv "$base_txt.new" "$base_txt"
+fi
+[ -f "$base_txt" ] || : >"$base_txt"
+new=$(comm -13 "$base_txt" "$sd/series.txt")
+fail=0
+if [ -n "$new" ]; then
+	echo "static-check: warnings the base does not have:"
+	echo "$new" | sed 's/^/  /'
+	fail=1
+else
+	echo "static-check: sparse and W=1 add no warning" \
+		"($(wc -l <"$sd/series.txt") in these files, as at the base)"
+fi
+
+docs=()
+for f in $added; do
+	case "$f" in *.c | *.h) docs+=("$f") ;; esac
+done
+kd=$(cd "$src" && python3 scripts/kernel-doc -none -Wall "${docs[@]}" 2>&1 || true)
+if [ -n "$kd" ]; then
+	echo "static-check: kernel-doc -Wall on the new files:"
+	echo "$kd" | sed 's/^/  /'
+	fail=1
+else
+	echo "static-check: kernel-doc -Wall clean on ${docs[*]}"
+fi
+exit "$fail"
