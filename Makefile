@@ -15,13 +15,16 @@ CPUS   ?= 4
 KUNIT_GLOB ?= reuserps*
 # One program of the selftests manifest, e.g. T=so_incoming_cpu.
 T      ?=
+# make vng CMD='...': a command to run in the guest instead of a shell.
+CMD    ?=
 export BUILD CPUS KUNIT_GLOB
 
 MANIFEST := $(BUILD)/tests/selftests.manifest
 
 .NOTPARALLEL:
-.PHONY: all demo deps tree series series-check kernel tests kunit selftests \
-	host-test harness-test check each-commit bench clean distclean
+.PHONY: all demo deps tree series series-check static kernel tests kunit \
+	selftests host-test harness-test check each-commit bench vng clean \
+	distclean
 
 all: demo
 
@@ -36,9 +39,14 @@ tree: deps
 series: deps
 	$(H)/series.py format
 
-# git am onto a fresh base gives the same tree; checkpatch --strict.
+# b4 am + git am onto a fresh base gives the same tree; checkpatch
+# --strict; then sparse, W=1 and kernel-doc (which need the kernel built).
 series-check: deps
 	$(H)/series.py verify
+	$(MAKE) static
+
+static: kernel
+	$(H)/static-check.sh
 
 kernel: tree
 	$(H)/kbuild.sh
@@ -91,8 +99,16 @@ bench: tree
 each-commit: deps
 	$(H)/each-commit.sh
 
+# An interactive guest on the test kernel (virtme-ng, software emulation).
+# vng finds its helpers (virtme-run, virtme-ng-init) on PATH.
+vng: kernel
+	PATH=$(BUILD)/venv/bin:$$PATH vng --run \
+		$(BUILD)/kbuild/arch/x86/boot/bzImage --disable-kvm \
+		--cpus $(CPUS) --user root $(if $(CMD),-- $(CMD))
+
 clean:
-	rm -rf $(BUILD)/kbuild $(BUILD)/kbuild-bench $(BUILD)/tests \
+	rm -rf $(BUILD)/kbuild $(BUILD)/kbuild-off $(BUILD)/kbuild-static \
+		$(BUILD)/kbuild-base $(BUILD)/kbuild-bench $(BUILD)/tests \
 		$(BUILD)/results $(BUILD)/series $(BUILD)/logs $(BUILD)/bench
 
 distclean:

@@ -11,6 +11,7 @@ are taken per repetition against plain SO_REUSEPORT, then averaged.
 
 import datetime
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -166,9 +167,13 @@ def main():
     add = md.append
     uname = subprocess.run(["uname", "-srm"], capture_output=True,
                            text=True).stdout.strip()
+    # The guest's kernel release, from its @@ BOOTED line.
+    with open(os.path.join(d, "guest.log"), errors="replace") as f:
+        m = re.search(r"^@@ BOOTED .*kernel=(\S+)", f.read(), re.M)
+    release = m.group(1) if m else "?"
     add("# SO_REUSERPS benchmark results\n")
     add(f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}"
-        f" UTC by `make bench`.  Guest: Linux 6.12.117 with the series, "
+        f" UTC by `make bench`.  Guest: Linux {release} with the series, "
         f"bench config (the test config without lockdep and other "
         f"debugging, with modules), QEMU software emulation (TCG), "
         f"{cpus} vCPUs, 2 GiB; host: {uname}, {os.cpu_count()} CPUs.  "

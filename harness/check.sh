@@ -60,7 +60,7 @@ if stage deps "$here/deps.sh"; then
 	# clean (one case per patch).  A failure here still lets the kernel
 	# and the tests run.
 	stage series "$here/series.py" verify
-	p=$(grep -cE '^(checkpatch: .*: clean|series: git am .* exactly)$' \
+	p=$(grep -cE '^(checkpatch: .*: clean|series: b4 am .* exactly)$' \
 		"$build/logs/series.log")
 	f=$(grep -cE '^checkpatch: .*: PROBLEMS$' "$build/logs/series.log")
 	if [[ " ${broken[*]} " == *" series "* ]] && [ "$f" = 0 ]; then
@@ -76,6 +76,17 @@ if stage deps "$here/deps.sh"; then
 	fi
 else
 	add_counts 0 1 0
+fi
+
+if [ "$built" = 1 ]; then
+	# sparse, W=1 and kernel-doc: one case.
+	if stage static "$here/static-check.sh"; then
+		add_counts 1 0 0
+	else
+		add_counts 0 1 0
+	fi
+else
+	skip_stage static "no kernel"
 fi
 
 if [ -f "$repo/Cargo.toml" ]; then

@@ -1,13 +1,15 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # Every commit of the series must build on its own (netdev bisects), with
-# the feature on (the test config, harness/kernel.config) and off (plus
-# harness/kernel-noreuserps.config).  Each config has its own output tree,
-# so that only what a commit changes is rebuilt; commits are checked out
-# in order and each is built in both before the next.  The head in the
+# the feature on (the test config, harness/kernel.config) and off (a
+# minimal networking kernel without Rust, harness/kernel-off.config).
+# Each config has its own output tree, so that only what a commit
+# changes is rebuilt; commits are checked out in order and each is built
+# in both before the next.  The head in the
 # test config is the `kernel` stage of make check and is skipped here.
-# A commit whose tree already built with a config's fragments is not
-# built again: build/each-commit.ok remembers them.
+# A commit whose tree (but for tools/ and Documentation/) already built
+# with a config's fragments is not built again: build/each-commit.ok
+# remembers them.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,7 +20,7 @@ src=$build/linux
 # NAME OUTPUT FRAGMENTS...
 configs=(
 	"on $build/kbuild $here/kernel.config"
-	"off $build/kbuild-off $here/kernel.config $here/kernel-noreuserps.config"
+	"off $build/kbuild-off $here/kernel-off.config"
 )
 
 "$here/series.py" assemble
@@ -31,7 +33,11 @@ skipped=0
 restore() { git -C "$src" checkout -q -f series; }
 trap restore EXIT
 for c in $commits; do
-	tree=$(git -C "$src" rev-parse "$c^{tree}")
+	# What the kernel build sees: the tree without tools/ and
+	# Documentation/ (selftests, the preload library and docs build
+	# elsewhere), so commits that change only those are not rebuilt.
+	tree=$(git -C "$src" ls-tree "$c" |
+		grep -vP '\t(tools|Documentation)$' | sha1sum | cut -c1-40)
 	for cfg in "${configs[@]}"; do
 		read -r name out frags <<<"$cfg"
 		[ "$name" = on ] && [ "$c" = "$head" ] && continue

@@ -279,6 +279,10 @@ def cmd_assemble(_args, quiet=False):
     git("config", "user.name", name)
     git("config", "user.email", email)
     git("config", "b4.prep-cover-strategy", "branch-description")
+    # Messages are only written (b4 send -o), never sent: tell b4 the
+    # poster sends by SMTP so that it does not ask for the web endpoint's
+    # signature.
+    git("config", "sendemail.smtpServer", "/bin/false")
     # Check the tree out last: only files whose content changed are
     # rewritten, so kbuild rebuilds only what the edit touched.
     if git("symbolic-ref", "-q", "HEAD", check=False) != "refs/heads/series":
@@ -308,7 +312,7 @@ def cmd_format(_args):
     # A new enrollment each time: the branch was rewritten by assemble.
     for key in ("b4-tracking",):
         git("config", "--unset-all", f"branch.series.{key}", check=False)
-    b4("prep", "-e", "base")
+    b4("prep", "-e", "base-branch")
     b4("prep", "--set-prefixes", TREE_PREFIX)
     b4("prep", "--auto-to-cc")
     msgs = os.path.join(OUTDIR, "messages")

@@ -4,18 +4,23 @@
 #  - sparse (C=2, with a sparse that 7.3 accepts: harness/build-sparse.sh)
 #    and W=1 on every C file the series adds or changes that the test
 #    config builds; a warning the base does not have fails;
+#  - clippy (make CLIPPY=1) on the Rust files the series adds: any
+#    warning fails;
 #  - kernel-doc -Wall on the C files and headers the series adds: any
 #    warning fails.
-# Runs in build/kbuild (the test config, configured by harness/kbuild.sh);
-# the base's warnings come from a worktree of the base built the same way
-# in build/kbuild-base, once per fragment and file list.
+# The files are those the test config builds (build/kbuild, after the
+# `kernel` stage); they are checked in build/kbuild-static, a W=1 copy of
+# that config, so that the flags do not flip back and forth in
+# build/kbuild.  The base's warnings come from a worktree of the base
+# built the same way in build/kbuild-base, once per fragment and file list.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 build=${BUILD:-$repo/build}
 src=$build/linux
-out=$build/kbuild
+built=$build/kbuild
+out=$build/kbuild-static
 sd=$build/static
 mkdir -p "$sd"
 
@@ -23,8 +28,8 @@ mkdir -p "$sd"
 . "$here/toolchain.sh"
 sparse=$build/tools/bin/sparse
 
-[ -f "$out/.config" ] || {
-	echo "static-check: no configured kernel in $out (run harness/kbuild.sh)" >&2
+[ -f "$built/vmlinux" ] || {
+	echo "static-check: no kernel built in $built (run harness/kbuild.sh)" >&2
 	exit 1
 }
 
@@ -37,9 +42,9 @@ for f in $changed $added; do
 	case "$f" in *.c) ;; *) continue ;; esac
 	o=${f%.c}.o
 	# Only what the test config builds.
-	[ -f "$out/$(dirname "$o")/.$(basename "$o").cmd" ] || continue
+	[ -f "$built/$(dirname "$o")/.$(basename "$o").cmd" ] || continue
 	objs+=("$o")
-	case " $changed " in *" $f "*) base_objs+=("$o") ;; esac
+	grep -qxF "$f" <<<"$changed" && base_objs+=("$o")
 done
 
 # Warnings as "file: warning: text", without line and column numbers, so
@@ -51,10 +56,11 @@ warnings() { # SRC OUT OBJS...
 	make -k -C "$s" O="$o" "${KMAKE_VARS[@]}" C=2 CHECK="$sparse" W=1 \
 		KCFLAGS=-Wno-error "$@" 2>&1 | tee "$o/static-check.log" |
 		sed -n -E 's/^([^: ]+):[0-9]+:([0-9]+:)? (warning|error): /\1: \3: /p' |
-		sed -E 's/^(\.\.\/)+//' | sort
+		sed -E "s|^$s/||; s|^(\.\./)+||" | sort
 }
 
 echo "static-check: sparse and W=1 on ${objs[*]}"
+KOUT=$out "$here/kbuild.sh" prepare >/dev/null
 warnings "$src" "$out" "${objs[@]}" >"$sd/series.txt"
 grep -q "not available or not up to date" "$out/static-check.log" && {
 	echo "static-check: the kernel refused $sparse" >&2
@@ -71,8 +77,11 @@ if [ ! -f "$base_txt" ] && [ ${#base_objs[@]} -gt 0 ]; then
 		git -C "$src" worktree add -q --detach "$bsrc" base
 	fi
 	echo "static-check: the base's warnings (build/kbuild-base, once)"
-	KSRC=$bsrc KOUT=$build/kbuild-base "$here/kbuild.sh" --no-verify \
-		prepare >/dev/null
+	# Without Rust, which these files do not depend on: a cheaper prepare.
+	printf '# CONFIG_RUST is not set\n' >"$sd/no-rust.config"
+	KSRC=$bsrc KOUT=$build/kbuild-base \
+		KFRAGS="$here/kernel.config $sd/no-rust.config" \
+		"$here/kbuild.sh" --no-verify prepare >/dev/null
 	warnings "$bsrc" "$build/kbuild-base" "${base_objs[@]}" >"$base_txt.new"
 	mv "$base_txt.new" "$base_txt"
 fi
@@ -86,6 +95,27 @@ if [ -n "$new" ]; then
 else
 	echo "static-check: sparse and W=1 add no warning" \
 		"($(wc -l <"$sd/series.txt") in these files, as at the base)"
+fi
+
+# The Rust the series adds, under the kernel's clippy lints
+# (make CLIPPY=1, with the clippy of the pinned toolchain).
+rs_objs=()
+for f in $(git -C "$src" diff --name-only --diff-filter=A base series -- \
+	'*.rs'); do
+	o=${f%.rs}.o
+	[ -f "$built/$(dirname "$o")/.$(basename "$o").cmd" ] && rs_objs+=("$o")
+done
+if [ ${#rs_objs[@]} -gt 0 ]; then
+	rc=0
+	make -k -C "$src" O="$out" "${KMAKE_VARS[@]}" CLIPPY=1 \
+		"${rs_objs[@]}" >"$out/clippy.log" 2>&1 || rc=$?
+	if [ "$rc" != 0 ] || grep -qE '^(warning|error)' "$out/clippy.log"; then
+		echo "static-check: clippy on ${rs_objs[*]}:"
+		sed 's/^/  /' "$out/clippy.log"
+		fail=1
+	else
+		echo "static-check: clippy clean on ${rs_objs[*]}"
+	fi
 fi
 
 docs=()

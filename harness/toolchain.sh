@@ -20,5 +20,6 @@ KMAKE_VARS=(
 	HOSTRUSTC=/usr/bin/rustc
 	RUSTDOC=/usr/bin/rustdoc
 	RUSTFMT=/usr/bin/rustfmt
+	CLIPPY_DRIVER=/usr/bin/clippy-driver
 	BINDGEN="$BINDGEN_BIN"
 )

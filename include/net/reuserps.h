@@ -15,10 +15,11 @@
  *
  * struct reuserps_table, the match table of a reuseport group, never
  * changes once built.  reuserps_table_add() and reuserps_table_remove()
- * build a new one from the old, under the group's lock (reuseport_lock);
- * the caller publishes it with RCU and frees the old one with
- * reuserps_table_free() after a grace period.  reuserps_table_select()
- * runs under rcu_read_lock() in any context: no lock, no allocation.
+ * build a new one from the old, under the group's lock (reuseport_lock,
+ * so with GFP_ATOMIC); the caller publishes it with RCU and frees the old
+ * one with reuserps_table_free() after a grace period.
+ * reuserps_table_select() runs under rcu_read_lock() in any context: no
+ * lock, no allocation.  reuserps_listener_new() may sleep.
  */
 #ifndef _NET_REUSERPS_H
 #define _NET_REUSERPS_H
@@ -29,18 +30,6 @@
 struct reuserps_listener;
 struct reuserps_table;
 struct sock;
-
-/**
- * enum reuserps_pick - what reuserps_table_select() found
- * @REUSERPS_PICK_CPU: a listener registered for the CPU
- * @REUSERPS_PICK_OTHER: none of those had room: another member with room
- * @REUSERPS_PICK_FULL: every member is at its cap: reuseport's hash pick
- */
-enum reuserps_pick {
-	REUSERPS_PICK_CPU,
-	REUSERPS_PICK_OTHER,
-	REUSERPS_PICK_FULL,
-};
 
 u32 reuserps_max_mask_words(u32 nr_cpu_ids);
 int reuserps_check_req(u32 policy, u32 flags, const u64 *cpus,
@@ -59,14 +48,13 @@ void reuserps_listener_info(struct reuserps_listener *l, u32 policy,
 
 int reuserps_table_add(const struct reuserps_table *old, u32 policy,
 		       const struct sock *sk, struct reuserps_listener *l,
-		       const u64 *cpus, u32 mask_words, bool may_sleep,
+		       const u64 *cpus, u32 mask_words,
 		       const struct reuserps_table **new);
 int reuserps_table_remove(const struct reuserps_table *old,
-			  const struct sock *sk, bool may_sleep,
+			  const struct sock *sk,
 			  const struct reuserps_table **new);
 void reuserps_table_free(const struct reuserps_table *t);
-u32 reuserps_table_policy(const struct reuserps_table *t);
 struct sock *reuserps_table_select(const struct reuserps_table *t, u32 cpu,
-				   u32 hash, enum reuserps_pick *pick);
+				   u32 hash);
 
 #endif /* _NET_REUSERPS_H */

@@ -27,24 +27,13 @@ mod table;
 
 use core::mem::offset_of;
 use kernel::{
-    alloc::{
-        flags::{
-            GFP_ATOMIC,
-            GFP_KERNEL, //
-        },
-        Flags,
-        KBox, //
-    },
     bindings,
-    error::{
-        code::EINVAL,
-        from_result, //
-    },
+    error::from_result,
     prelude::*,
     sync::{
         Arc,
         ArcBorrow, //
-    },
+    }, //
 };
 use listener::Listener;
 use table::{
@@ -69,23 +58,24 @@ const _: () = {
     assert!(offset_of!(bindings::reuserps_info, flags) == 12);
     assert!(offset_of!(bindings::reuserps_info, total_conns) == 16);
     assert!(offset_of!(bindings::reuserps_info, full_skips) == 24);
-    assert!(bindings::REUSERPS_ROUND_ROBIN == Policy::RoundRobin.to_uapi());
-    assert!(bindings::REUSERPS_FILL_FIRST == Policy::FillFirst.to_uapi());
+    assert!(matches!(
+        Policy::from_uapi(bindings::REUSERPS_ROUND_ROBIN),
+        Ok(Policy::RoundRobin)
+    ));
+    assert!(matches!(
+        Policy::from_uapi(bindings::REUSERPS_FILL_FIRST),
+        Ok(Policy::FillFirst)
+    ));
 };
-
-fn flags(may_sleep: bool) -> Flags {
-    if may_sleep {
-        GFP_KERNEL
-    } else {
-        GFP_ATOMIC
-    }
-}
 
 /// Borrows the words of a CPU mask from C.
 ///
+/// An empty mask if `cpus` is NULL or `words` is 0.
+///
 /// # Safety
 ///
-/// `cpus` must point to `words` readable `u64`s, or `words` must be 0.
+/// Unless `cpus` is NULL or `words` is 0, `cpus` must point to `words`
+/// properly aligned `u64`s that stay readable and unchanged for `'a`.
 unsafe fn mask<'a>(cpus: *const u64, words: u32) -> &'a [u64] {
     if cpus.is_null() || words == 0 {
         return &[];
@@ -110,7 +100,7 @@ fn listener_into_raw(l: Arc<Listener>) -> *mut bindings::reuserps_listener {
     Arc::into_raw(l).cast_mut().cast()
 }
 
-/// Borrows a table C holds.
+/// Borrows a table C holds; `None` for NULL.
 ///
 /// # Safety
 ///
@@ -121,11 +111,15 @@ unsafe fn table<'a>(t: *const bindings::reuserps_table) -> Option<&'a Table> {
     unsafe { t.cast::<Table>().as_ref() }
 }
 
-fn table_into_raw(t: Table, flags: Flags) -> Result<*const bindings::reuserps_table> {
-    Ok(KBox::into_raw(KBox::new(t, flags)?).cast_const().cast())
+/// Boxes a table for C.  Tables are built under reuseport_lock (BHs off),
+/// so with `GFP_ATOMIC`.
+fn table_into_raw(t: Table) -> Result<*const bindings::reuserps_table> {
+    Ok(KBox::into_raw(KBox::new(t, GFP_ATOMIC)?)
+        .cast_const()
+        .cast())
 }
 
-/// Most words a CPU mask may have on this machine.
+/// Returns the most words a CPU mask may have on this machine.
 ///
 /// # Safety
 ///
@@ -136,7 +130,7 @@ pub unsafe extern "C" fn reuserps_max_mask_words(nr_cpu_ids: u32) -> u32 {
     u32::try_from(words).unwrap_or(u32::MAX)
 }
 
-/// Checks a `struct reuserps_req`: 0, or `-EINVAL`.
+/// Checks the fields of a `struct reuserps_req`: 0, or `-EINVAL`.
 ///
 /// # Safety
 ///
@@ -162,6 +156,8 @@ pub unsafe extern "C" fn reuserps_check_req(
 }
 
 /// Allocates a listener's state with one reference; NULL without memory.
+///
+/// May sleep (`GFP_KERNEL`).
 ///
 /// # Safety
 ///
@@ -206,8 +202,9 @@ pub unsafe extern "C" fn reuserps_listener_admit(l: *mut bindings::reuserps_list
     unsafe { listener(l) }.admit()
 }
 
-/// Takes back the admission of a SYN answered with a cookie; false if no
-/// connection was active (a bug).
+/// Takes back the admission of a SYN answered with a cookie.
+///
+/// False if no connection was active (a bug).
 ///
 /// # Safety
 ///
@@ -271,10 +268,12 @@ pub unsafe extern "C" fn reuserps_listener_info(
     unsafe { info.write(out) };
 }
 
-/// Builds a table with `sk` registered for the CPUs of the mask, its
-/// place kept if it is there already, or a new table if `old` is NULL.
-/// Stores it in `*new`; 0, or `-EINVAL` (policy differs from `old`'s,
-/// bad mask) or `-ENOMEM`, leaving everything as it was.
+/// Builds a copy of `old` (a new table if NULL) with `sk` registered.
+///
+/// `sk` gets the CPUs of the mask and the listener `l`, keeping its place
+/// if it is a member already.  Stores the table in `*new` and returns 0,
+/// or returns `-EINVAL` (policy differs from `old`'s, bad mask) or
+/// `-ENOMEM`, leaving everything as it was.  Does not sleep.
 ///
 /// # Safety
 ///
@@ -288,7 +287,6 @@ pub unsafe extern "C" fn reuserps_table_add(
     l: *mut bindings::reuserps_listener,
     cpus: *const u64,
     mask_words: u32,
-    may_sleep: bool,
     new: *mut *const bindings::reuserps_table,
 ) -> c_int {
     from_result(|| {
@@ -298,43 +296,42 @@ pub unsafe extern "C" fn reuserps_table_add(
         let words = unsafe { mask(cpus, mask_words) };
         let policy = Policy::from_uapi(policy)?;
         let handle = sk.expose_provenance();
-        let flags = flags(may_sleep);
         // SAFETY: `old` is NULL or a live table, by the caller's contract.
         let t = match unsafe { table(old) } {
             Some(t) if t.policy() != policy => return Err(EINVAL),
-            Some(t) => t.with_member(handle, &l, words, flags)?,
-            None => Table::new(policy, handle, &l, words, flags)?,
+            Some(t) => t.with_member(handle, &l, words, GFP_ATOMIC)?,
+            None => Table::new(policy, handle, &l, words, GFP_ATOMIC)?,
         };
-        let t = table_into_raw(t, flags)?;
+        let t = table_into_raw(t)?;
         // SAFETY: The caller guarantees `new` is writable.
         unsafe { new.write(t) };
         Ok(0)
     })
 }
 
-/// Builds a copy of `old` without `sk` (and without listeners marked
-/// gone) into `*new`, NULL if no member is left; 0 or `-ENOMEM`, leaving
-/// `old` as it was.
+/// Builds a copy of `old` without `sk` and without listeners marked gone.
+///
+/// Stores it in `*new`, NULL if no member is left, and returns 0; or
+/// returns `-ENOMEM` (`-EINVAL` for a NULL `old`), leaving `old` as it
+/// was.  Does not sleep.
 ///
 /// # Safety
 ///
-/// `old` must be a live table and `new` writable.
+/// `old` must be NULL or a live table, and `new` writable.
 #[export]
 pub unsafe extern "C" fn reuserps_table_remove(
     old: *const bindings::reuserps_table,
     sk: *const bindings::sock,
-    may_sleep: bool,
     new: *mut *const bindings::reuserps_table,
 ) -> c_int {
     from_result(|| {
-        // SAFETY: The caller guarantees `old` is a live table.
+        // SAFETY: The caller guarantees `old` is NULL or a live table.
         let old = unsafe { table(old) }.ok_or(EINVAL)?;
-        let flags = flags(may_sleep);
-        let t = old.without_member(sk.expose_provenance(), flags)?;
+        let t = old.without_member(sk.expose_provenance(), GFP_ATOMIC)?;
         let t = if t.handles().next().is_none() {
             core::ptr::null()
         } else {
-            table_into_raw(t, flags)?
+            table_into_raw(t)?
         };
         // SAFETY: The caller guarantees `new` is writable.
         unsafe { new.write(t) };
@@ -342,8 +339,10 @@ pub unsafe extern "C" fn reuserps_table_remove(
     })
 }
 
-/// Frees a table: no reader may still use it (an RCU grace period has
-/// passed since it was unpublished).  Drops its listener references.
+/// Frees a table and drops its listener references.
+///
+/// No reader may still use it: an RCU grace period has passed since it
+/// was unpublished.
 ///
 /// # Safety
 ///
@@ -357,46 +356,30 @@ pub unsafe extern "C" fn reuserps_table_free(t: *const bindings::reuserps_table)
     }
 }
 
-/// The policy (uapi value) of a table.
-///
-/// # Safety
-///
-/// `t` must be a live table.
-#[export]
-pub unsafe extern "C" fn reuserps_table_policy(t: *const bindings::reuserps_table) -> u32 {
-    // SAFETY: The caller guarantees `t` is a live table.
-    unsafe { table(t) }.map_or(u32::MAX, |t| t.policy().to_uapi())
-}
-
 /// Picks the listener for a SYN processed on `cpu` with flow hash `hash`.
 ///
-/// Returns its socket and stores in `*pick` what was found; NULL if no
+/// One registered for `cpu` with room, else another member with room,
+/// else (all full) the hash's member, whose admission refuses; NULL if no
 /// member is live.  Softirq, RCU read side: no lock, no allocation.
 ///
 /// # Safety
 ///
-/// `t` must be a live table (RCU protected) and `pick` writable.
+/// `t` must be a live table (RCU protected).
 #[export]
 pub unsafe extern "C" fn reuserps_table_select(
     t: *const bindings::reuserps_table,
     cpu: u32,
     hash: u32,
-    pick: *mut bindings::reuserps_pick,
 ) -> *mut bindings::sock {
     // SAFETY: The caller guarantees `t` is live for the whole call.
     let Some(t) = (unsafe { table(t) }) else {
         return core::ptr::null_mut();
     };
-    let (k, handle) = match t.select(cpu as usize, hash) {
-        Pick::Cpu(h) => (bindings::reuserps_pick_REUSERPS_PICK_CPU, h),
-        Pick::Other(h) => (bindings::reuserps_pick_REUSERPS_PICK_OTHER, h),
-        Pick::Full(h) => (bindings::reuserps_pick_REUSERPS_PICK_FULL, h),
-        Pick::Empty => return core::ptr::null_mut(),
-    };
-    // SAFETY: The caller guarantees `pick` is writable.
-    unsafe { pick.write(k) };
-    // Handles are the addresses of member sockets, exposed when added.
-    core::ptr::with_exposed_provenance_mut(handle)
+    match t.select(cpu as usize, hash) {
+        // Handles are the addresses of member sockets, exposed when added.
+        Pick::Cpu(h) | Pick::Other(h) | Pick::Full(h) => core::ptr::with_exposed_provenance_mut(h),
+        Pick::Empty => core::ptr::null_mut(),
+    }
 }
 
 /// KUnit suite `reuserps_ffi`: the C interface, used as the socket code
@@ -460,61 +443,82 @@ mod ffi_tests {
         let (x, y) = (0u8, 0u8);
         let (sx, sy) = (fake_sock(&x), fake_sock(&y));
         let mask = [1u64];
+        let m = mask.as_ptr();
         let ff = bindings::REUSERPS_FILL_FIRST;
         let rr = bindings::REUSERPS_ROUND_ROBIN;
-        let mut pick = 0;
         let (mut t1, mut t2, mut t3) = (core::ptr::null(), core::ptr::null(), core::ptr::null());
 
-        // SAFETY: Each call below passes listeners it holds references
-        // to, live tables, a readable one-word mask and writable results;
-        // each table is freed once, after its last use.
+        // SAFETY: No requirement.
+        let a = unsafe { reuserps_listener_new(1) };
+        // SAFETY: No requirement.
+        let b = unsafe { reuserps_listener_new(0) };
+        assert!(!a.is_null() && !b.is_null());
+
+        // SAFETY: `t1` is NULL, `a` is held, `m` has one word.
+        let err = unsafe { reuserps_table_add(t1, ff, sx, a, m, 1, &mut t1) };
+        assert_eq!(err, 0);
+        // SAFETY: `t1` is live, `b` is held, `m` has one word.
+        let err = unsafe { reuserps_table_add(t1, ff, sy, b, m, 1, &mut t2) };
+        assert_eq!(err, 0);
+        // SAFETY: As above, with `t2`.
+        let err = unsafe { reuserps_table_add(t2, rr, sy, b, m, 1, &mut t3) };
+        assert_eq!(err, EINVAL.to_errno());
+        assert!(t3.is_null());
+
+        // Fill first: `a` until its cap of 1, then `b`.
+        // SAFETY: `t2` is live.
+        assert!(unsafe { reuserps_table_select(t2, 0, 0) }.cast_const() == sx);
+        // SAFETY: `a` is held.
+        assert!(unsafe { reuserps_listener_admit(a) });
+        // SAFETY: `t2` is live.
+        assert!(unsafe { reuserps_table_select(t2, 0, 0) }.cast_const() == sy);
+        // A CPU without listeners: the member with room.
+        // SAFETY: `t2` is live.
+        assert!(unsafe { reuserps_table_select(t2, 5, 0) }.cast_const() == sy);
+
+        let mut info = core::mem::MaybeUninit::<bindings::reuserps_info>::uninit();
+        // SAFETY: `a` is held; `info` is writable.
+        unsafe { reuserps_listener_info(a, ff, info.as_mut_ptr()) };
+        // SAFETY: `reuserps_listener_info()` wrote it whole.
+        let info = unsafe { info.assume_init() };
+        assert_eq!(info.policy, ff);
+        assert_eq!(info.max_conns, 1);
+        assert_eq!(info.active_conns, 1);
+        assert_eq!(info.total_conns, 1);
+        assert_eq!(info.full_skips, 1);
+
+        // A connection outlives its listener's place in the table.
+        // SAFETY: `t2` is live.
+        assert_eq!(unsafe { reuserps_table_remove(t2, sx, &mut t3) }, 0);
+        assert!(!t3.is_null());
+        // SAFETY: Neither is used again.
         unsafe {
-            let a = reuserps_listener_new(1);
-            let b = reuserps_listener_new(0);
-            assert!(!a.is_null() && !b.is_null());
-
-            assert_eq!(reuserps_table_add(t1, ff, sx, a, mask.as_ptr(), 1, true, &mut t1), 0);
-            assert_eq!(reuserps_table_add(t1, ff, sy, b, mask.as_ptr(), 1, true, &mut t2), 0);
-            let err = reuserps_table_add(t2, rr, sy, b, mask.as_ptr(), 1, true, &mut t3);
-            assert_eq!(err, EINVAL.to_errno());
-            assert!(t3.is_null());
-            assert_eq!(reuserps_table_policy(t2), ff);
-
-            let got = reuserps_table_select(t2, 0, 0, &mut pick);
-            assert!(got.cast_const() == sx);
-            assert_eq!(pick, bindings::reuserps_pick_REUSERPS_PICK_CPU);
-            assert!(reuserps_listener_admit(a));
-            let got = reuserps_table_select(t2, 0, 0, &mut pick);
-            assert!(got.cast_const() == sy);
-            assert_eq!(pick, bindings::reuserps_pick_REUSERPS_PICK_CPU);
-
-            let mut info = core::mem::MaybeUninit::<bindings::reuserps_info>::uninit();
-            reuserps_listener_info(a, ff, info.as_mut_ptr());
-            let info = info.assume_init();
-            assert_eq!(info.policy, ff);
-            assert_eq!(info.max_conns, 1);
-            assert_eq!(info.active_conns, 1);
-            assert_eq!(info.total_conns, 1);
-            assert_eq!(info.full_skips, 1);
-
-            // A connection outlives its listener's place in the table.
-            assert_eq!(reuserps_table_remove(t2, sx, false, &mut t3), 0);
-            assert!(!t3.is_null());
             reuserps_table_free(t1);
             reuserps_table_free(t2);
-            assert!(reuserps_listener_release(a));
-            assert!(!reuserps_listener_release(a));
+        }
+        // SAFETY: `a` is held.
+        assert!(unsafe { reuserps_listener_release(a) });
+        // SAFETY: `a` is held.
+        assert!(!unsafe { reuserps_listener_release(a) });
 
-            assert_eq!(reuserps_table_remove(t3, sy, true, &mut t1), 0);
-            assert!(t1.is_null());
-            reuserps_table_free(t3);
+        // SAFETY: `t3` is live.
+        assert_eq!(unsafe { reuserps_table_remove(t3, sy, &mut t1) }, 0);
+        assert!(t1.is_null());
+        // SAFETY: `t3` is not used again.
+        unsafe { reuserps_table_free(t3) };
 
-            // A second reference keeps the state alive after the first.
-            let a2 = reuserps_listener_get(a);
-            assert!(a2 == a);
-            reuserps_listener_put(a);
-            assert!(reuserps_listener_admit(a2));
-            assert!(reuserps_listener_release(a2));
+        // A second reference keeps the state alive after the first.
+        // SAFETY: `a` is held.
+        let a2 = unsafe { reuserps_listener_get(a) };
+        assert!(a2 == a);
+        // SAFETY: The reference from `reuserps_listener_new()`, given up.
+        unsafe { reuserps_listener_put(a) };
+        // SAFETY: `a2` is held.
+        assert!(unsafe { reuserps_listener_admit(a2) });
+        // SAFETY: `a2` is held.
+        assert!(unsafe { reuserps_listener_release(a2) });
+        // SAFETY: The last references, given up.
+        unsafe {
             reuserps_listener_put(a2);
             reuserps_listener_put(b);
         }

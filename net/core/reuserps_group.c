@@ -101,8 +101,7 @@ int reuserps_group_add(struct sock_reuseport *reuse, struct sock *sk)
 	if (!g)
 		return -ENOMEM;
 	err = reuserps_table_add(old ? old->table : NULL, rs->policy, sk,
-				 rs->listener, rs->cpus, rs->mask_words, false,
-				 &table);
+				 rs->listener, rs->cpus, rs->mask_words, &table);
 	if (err) {
 		kfree(g);
 		/* The only bad input left is a policy not the group's. */
@@ -134,7 +133,7 @@ void reuserps_group_del(struct sock_reuseport *reuse, struct sock *sk)
 
 	/* Readers of the current table stop picking @sk at once. */
 	reuserps_listener_configure(rs->listener, rs->max_conns, true);
-	if (reuserps_table_remove(old->table, sk, false, &table))
+	if (reuserps_table_remove(old->table, sk, &table))
 		return;
 	if (table) {
 		g = kmalloc_obj(*g, GFP_ATOMIC);
@@ -163,8 +162,8 @@ void reuserps_group_del(struct sock_reuseport *reuse, struct sock *sk)
 int reuserps_group_update(struct sock *sk, struct reuserps_sock *rs)
 {
 	const struct reuserps_table *table;
-	struct sock_reuseport *reuse;
 	struct reuserps_group *g, *old;
+	struct sock_reuseport *reuse;
 	int err = -EINVAL;
 
 	g = kmalloc_obj(*g);
@@ -179,7 +178,7 @@ int reuserps_group_update(struct sock *sk, struct reuserps_sock *rs)
 		goto unlock;
 	/* -EINVAL for a policy not the group's, as for a bad request. */
 	err = reuserps_table_add(old->table, rs->policy, sk, rs->listener,
-				 rs->cpus, rs->mask_words, false, &table);
+				 rs->cpus, rs->mask_words, &table);
 	if (err)
 		goto unlock;
 	g->table = table;
@@ -197,9 +196,9 @@ unlock:
 /* The group is going away: no reader can see it any more. */
 void reuserps_group_free(struct sock_reuseport *reuse)
 {
-	struct reuserps_group *g = rcu_dereference_protected(reuse->reuserps,
-							       1);
+	struct reuserps_group *g;
 
+	g = rcu_dereference_protected(reuse->reuserps, 1);
 	if (g) {
 		reuserps_table_free(g->table);
 		kfree(g);
@@ -216,12 +215,10 @@ void reuserps_group_free(struct sock_reuseport *reuse)
 struct sock *reuserps_select(struct sock_reuseport *reuse, u32 hash)
 {
 	struct reuserps_group *g = rcu_dereference(reuse->reuserps);
-	enum reuserps_pick pick;
 
 	if (!g)
 		return NULL;
-	return reuserps_table_select(g->table, raw_smp_processor_id(), hash,
-				     &pick);
+	return reuserps_table_select(g->table, raw_smp_processor_id(), hash);
 }
 
 /* Whether @sk may share a port with @sk2 as far as SO_REUSERPS goes. */
@@ -248,7 +245,3 @@ bool sk_reuserps_compatible(const struct sock *sk, const struct sock *sk2)
 	return ok;
 }
 
-bool sk_reuserps_requested(const struct sock *sk)
-{
-	return rcu_access_pointer(sk->sk_reuserps);
-}

@@ -20,7 +20,6 @@
 #include <net/sock.h>
 #include <net/sock_reuseport.h>
 #include <net/tcp_states.h>
-#include <uapi/linux/reuserps.h>
 
 #include "sock_reuserps.h"
 

@@ -8,19 +8,21 @@
 
 #[cfg_attr(not(test), kernel::prelude::kunit_tests(reuserps))]
 mod tests {
-    use crate::listener::Listener;
-    use crate::table::{
-        check_mask,
-        Pick,
-        Policy,
-        Table, //
+    use crate::{
+        listener::Listener,
+        table::{
+            check_mask,
+            Pick,
+            Policy,
+            Table, //
+        }, //
     };
     use kernel::{
         alloc::flags::GFP_KERNEL,
         error::{
             code::EINVAL,
             Result, //
-        },
+        }, //
     };
 
     fn mask_of(cpus: &[usize]) -> [u64; 4] {
@@ -141,7 +143,7 @@ mod tests {
         for cpu in 0..256 {
             let mut prev = None;
             for h in t.cpu_handles(cpu) {
-                assert!(prev.map_or(true, |p| p < h));
+                assert!(prev.is_none_or(|p| p < h));
                 prev = Some(h);
             }
             assert!(matches!(t.select(cpu, 0), Pick::Cpu(_)));

@@ -22,7 +22,7 @@ use kernel::{
             Relaxed, //
         },
         Arc, //
-    },
+    }, //
 };
 
 /// What getsockopt(SO_REUSERPS) reports of a listener.
@@ -85,8 +85,10 @@ macro_rules! try_update {
 }
 
 impl Listener {
-    /// Allocates a listener's state with one reference: registered, no
-    /// connections, `max_conns` as its cap (0 for none).
+    /// Allocates a listener's state with one reference.
+    ///
+    /// It starts registered, without connections, capped at `max_conns`
+    /// (0 for no cap).
     pub(crate) fn new(max_conns: u32, flags: Flags) -> Result<Arc<Self>> {
         let l = Self {
             max_conns: Atomic::new(max_conns),

@@ -34,7 +34,7 @@ use kernel::{
             Relaxed, //
         },
         Arc, //
-    },
+    }, //
 };
 
 /// How a connection picks among the listeners registered for its CPU.
@@ -48,19 +48,11 @@ pub(crate) enum Policy {
 
 impl Policy {
     /// The policy of a uapi value; `EINVAL` for an unknown one.
-    pub(crate) fn from_uapi(value: u32) -> Result<Self> {
+    pub(crate) const fn from_uapi(value: u32) -> Result<Self> {
         match value {
             0 => Ok(Self::RoundRobin),
             1 => Ok(Self::FillFirst),
             _ => Err(EINVAL),
-        }
-    }
-
-    /// The uapi value of the policy.
-    pub(crate) const fn to_uapi(self) -> u32 {
-        match self {
-            Self::RoundRobin => 0,
-            Self::FillFirst => 1,
         }
     }
 }
@@ -86,7 +78,7 @@ pub(crate) fn check_mask(words: &[u64], nr_cpu_ids: usize) -> Result<usize> {
         }
         let top = 63 - word.leading_zeros() as usize;
         let cpu = i.checked_mul(64).and_then(|b| b.checked_add(top));
-        if cpu.map_or(true, |cpu| cpu >= nr_cpu_ids) {
+        if cpu.is_none_or(|cpu| cpu >= nr_cpu_ids) {
             return Err(EINVAL);
         }
         used = i + 1;
@@ -145,7 +137,9 @@ struct CpuEntry {
 
 const NO_CURSOR: u32 = u32::MAX;
 
-/// A round-robin cursor, alone on its cache line: CPUs never share one.
+/// A round-robin cursor, on 64 bytes of its own, so that CPUs do not
+/// share one cache line on most machines (it is 128 bytes or more on
+/// some arm64, ppc64 and s390 ones).
 #[repr(align(64))]
 struct Cursor(Atomic<u32>);
 
@@ -174,7 +168,9 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    /// A table with one listener.  `mask` must have passed [`check_mask`].
+    /// Builds a table with one listener.
+    ///
+    /// `mask` must have passed [`check_mask`].
     pub(crate) fn new(
         policy: Policy,
         handle: usize,
@@ -190,9 +186,11 @@ impl Table {
         Self::build(policy, one.iter().copied(), None, flags)
     }
 
-    /// A copy of this table where `handle` has `listener` and `mask`: in
-    /// its place if registered, else last.  `mask` must have passed
-    /// [`check_mask`].  Unregistered listeners are left out.
+    /// Builds a copy of this table where `handle` has `listener` and `mask`.
+    ///
+    /// The member keeps its place if registered, else comes last.  `mask`
+    /// must have passed [`check_mask`].  Unregistered listeners are left
+    /// out.
     pub(crate) fn with_member(
         &self,
         handle: usize,
@@ -223,7 +221,7 @@ impl Table {
         Self::build(self.policy, kept.chain(added), Some(self), flags)
     }
 
-    /// A copy of this table without `handle` nor unregistered listeners.
+    /// Builds a copy of this table without `handle` nor unregistered listeners.
     pub(crate) fn without_member(&self, handle: usize, flags: Flags) -> Result<Self> {
         let kept = self.inputs().filter(move |i| i.handle != handle);
         Self::build(self.policy, kept, Some(self), flags)
@@ -244,7 +242,8 @@ impl Table {
         self.members.iter().map(|m| m.handle)
     }
 
-    /// The handles of the listeners registered for `cpu`, in order.
+    /// Returns the handles of the listeners registered for `cpu`, in order.
+    ///
     /// For tests only: the lookup uses [`Table::select`].
     #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
     pub(crate) fn cpu_handles(&self, cpu: usize) -> impl Iterator<Item = usize> + '_ {
@@ -259,12 +258,13 @@ impl Table {
             .filter_map(|&i| self.members.get(i as usize).map(|m| m.handle))
     }
 
-    /// Picks the listener for a connection whose SYN is processed on
-    /// `cpu`; `hash` is the flow hash reuseport would use.
+    /// Picks the listener for a connection whose SYN is processed on `cpu`.
     ///
-    /// Order: the CPU's listeners by policy, skipping full ones (counted
-    /// in their `full_skips`); then any member with room, starting where
-    /// reuseport's hash points; then, all full, that hash's member.
+    /// `hash` is the flow hash reuseport would use.  Order: the CPU's
+    /// listeners by policy, skipping full ones (counted in their
+    /// `full_skips`); then any member with room, starting where reuseport's
+    /// hash points (a scan of the group, only when the CPU's listeners are
+    /// all full or absent); then, all full, that hash's member.
     pub(crate) fn select(&self, cpu: usize, hash: u32) -> Pick {
         match self.select_cpu(cpu) {
             Some(handle) => Pick::Cpu(handle),
@@ -356,8 +356,10 @@ impl Table {
             .map(|m| self.input(m))
     }
 
-    /// Builds a table; every allocation happens before anything is
-    /// shared, so a failure leaves nothing behind.
+    /// Builds a table from its members.
+    ///
+    /// Every allocation happens before anything is shared, so a failure
+    /// leaves nothing behind.
     fn build<'a>(
         policy: Policy,
         inputs: impl Iterator<Item = Input<'a>> + Clone,
