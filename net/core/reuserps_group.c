@@ -244,4 +244,3 @@ bool sk_reuserps_compatible(const struct sock *sk, const struct sock *sk2)
 	rcu_read_unlock();
 	return ok;
 }
-
