@@ -104,7 +104,7 @@ each-commit: deps
 vng: kernel
 	PATH=$(BUILD)/venv/bin:$$PATH vng --run \
 		$(BUILD)/kbuild/arch/x86/boot/bzImage --disable-kvm \
-		--cpus $(CPUS) --user root $(if $(CMD),-- $(CMD))
+		--cpus $(CPUS) --user root $(if $(CMD),--exec '$(CMD)')
 
 clean:
 	rm -rf $(BUILD)/kbuild $(BUILD)/kbuild-off $(BUILD)/kbuild-static \
