@@ -101,7 +101,8 @@ int reuserps_group_add(struct sock_reuseport *reuse, struct sock *sk)
 	if (!g)
 		return -ENOMEM;
 	err = reuserps_table_add(old ? old->table : NULL, rs->policy, sk,
-				 rs->listener, rs->cpus, rs->mask_words, &table);
+				 rs->listener, rs->cpus, rs->mask_words,
+				 &table);
 	if (err) {
 		kfree(g);
 		/* The only bad input left is a policy not the group's. */
