@@ -12,6 +12,10 @@ export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
 # on one machine) turns those rebuilds into lookups.  Paths are made
 # relative to the repository so that another clone hits the same cache.
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+# Depend mode: a miss compiles once instead of preprocessing twice (a
+# fresh build is a quarter faster); kbuild's -Wp,-MMD gives ccache the
+# dependencies it needs.
+export CCACHE_DEPEND=${CCACHE_DEPEND:-1}
 # shellcheck disable=SC2034 # used by the scripts that source this file
 KMAKE_VARS=(
 	LLVM=
