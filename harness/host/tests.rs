@@ -37,13 +37,6 @@ fn table(policy: Policy, sets: &[&[usize]], caps: &[u32]) -> (Table, Vec<Listene
     (t, ls)
 }
 
-fn pick_handle(p: Pick) -> usize {
-    match p {
-        Pick::Cpu(h) | Pick::Other(h) | Pick::Full(h) => h,
-        Pick::Empty => usize::MAX,
-    }
-}
-
 #[test]
 fn mask_checks() {
     assert_eq!(check_mask(&[], 4), Err(EINVAL));
@@ -106,7 +99,7 @@ fn reconfiguration_keeps_position() {
 #[test]
 fn round_robin_is_strict() {
     let (t, _ls) = table(Policy::RoundRobin, &[&[0], &[0, 1], &[0]], &[0, 0, 0]);
-    let seq: Vec<_> = (0..9).map(|_| pick_handle(t.select(0, 0))).collect();
+    let seq: Vec<_> = (0..9).map(|_| t.select(0, 0).handle()).collect();
     // A rotation: each listener once per round, in the same order.
     assert_eq!(seq[0..3], seq[3..6]);
     assert_eq!(seq[3..6], seq[6..9]);
@@ -125,7 +118,7 @@ fn round_robin_balance_k_over_n() {
         for k in [0usize, 1, 7, 100] {
             let mut got = vec![0usize; n];
             for _ in 0..k {
-                got[pick_handle(t.select(3, 0))] += 1;
+                got[t.select(3, 0).handle()] += 1;
             }
             for g in got {
                 assert!(g == k / n || g == k.div_ceil(n), "n={n} k={k}");
@@ -138,7 +131,7 @@ fn round_robin_balance_k_over_n() {
 fn round_robin_skips_full_and_counts_it() {
     let (t, ls) = table(Policy::RoundRobin, &[&[0], &[0], &[0]], &[0, 1, 0]);
     assert!(ls[1].admit());
-    let picks: Vec<_> = (0..6).map(|_| pick_handle(t.select(0, 0))).collect();
+    let picks: Vec<_> = (0..6).map(|_| t.select(0, 0).handle()).collect();
     // The two with room alternate: the full one's turns are not handed
     // to its neighbour.
     assert!(!picks.contains(&1));
@@ -152,7 +145,7 @@ fn fill_first_takes_first_with_room() {
     let (t, ls) = table(Policy::FillFirst, &[&[0], &[0], &[0]], &[2, 1, 0]);
     let mut order = vec![];
     for _ in 0..5 {
-        let h = pick_handle(t.select(0, 0));
+        let h = t.select(0, 0).handle();
         assert!(ls[h].admit());
         order.push(h);
     }
@@ -198,9 +191,9 @@ fn gone_listeners_are_never_picked() {
 #[test]
 fn cursor_survives_unrelated_change() {
     let (t, ls) = table(Policy::RoundRobin, &[&[0], &[0], &[1]], &[0, 0, 0]);
-    let a = pick_handle(t.select(0, 0));
+    let a = t.select(0, 0).handle();
     let t = t.with_member(2, &ls[2], &mask_of(&[5]), G).unwrap();
-    let b = pick_handle(t.select(0, 0));
+    let b = t.select(0, 0).handle();
     assert_ne!(a, b);
 }
 

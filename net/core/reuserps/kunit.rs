@@ -35,13 +35,6 @@ mod tests {
         m
     }
 
-    fn handle(p: Pick) -> usize {
-        match p {
-            Pick::Cpu(h) | Pick::Other(h) | Pick::Full(h) => h,
-            Pick::Empty => usize::MAX,
-        }
-    }
-
     /// Masks: empty, out of range, too long, trailing zero words.
     #[test]
     fn masks() {
@@ -67,7 +60,7 @@ mod tests {
         let mut got = [0usize; 3];
         let mut last = usize::MAX;
         for i in 0..30 {
-            let h = handle(t.select(65, 0));
+            let h = t.select(65, 0).handle();
             assert!((10..13).contains(&h));
             assert!(h != last);
             if i >= 3 {
@@ -97,7 +90,7 @@ mod tests {
         let t = Table::new(Policy::FillFirst, 1, &a, &m, GFP_KERNEL)?;
         let t = t.with_member(2, &b, &m, GFP_KERNEL)?;
         for want in [1, 1, 2] {
-            let h = handle(t.select(3, 0));
+            let h = t.select(3, 0).handle();
             assert_eq!(h, want);
             assert!(if h == 1 { a.admit() } else { b.admit() });
         }

@@ -118,6 +118,17 @@ pub(crate) enum Pick {
     Empty,
 }
 
+#[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
+impl Pick {
+    /// Returns the handle picked, `usize::MAX` for none; for tests.
+    pub(crate) fn handle(self) -> usize {
+        match self {
+            Pick::Cpu(h) | Pick::Other(h) | Pick::Full(h) => h,
+            Pick::Empty => usize::MAX,
+        }
+    }
+}
+
 struct Member {
     handle: usize,
     listener: Arc<Listener>,
