@@ -54,8 +54,10 @@ for c in $commits; do
 		echo "each-commit: building ($name) $(git -C "$src" log -1 \
 			--format='%h %s' "$c")"
 		# --no-verify: options of the fragment may not exist yet.
+		t0=$SECONDS
 		KOUT=$out KFRAGS=$frags "$here/kbuild.sh" --no-verify \
 			bzImage modules
+		echo "each-commit: ($name) $((SECONDS - t0)) s"
 		echo "$key" >>"$okfile"
 	done
 done
