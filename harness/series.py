@@ -49,14 +49,15 @@ def die(msg):
     sys.exit(1)
 
 
-def git(*args, cwd=TREE, env=None, inp=None, check=True):
+def git(*args, cwd=TREE, env=None, inp=None, check=True, raw=False):
+    """Runs git; its output stripped, or as it is with raw=True."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     res = subprocess.run(["git", *args], cwd=cwd, env=full_env, input=inp,
                          capture_output=True, text=True)
     if check and res.returncode:
         die(f"git {' '.join(args)} failed:\n{res.stderr.strip()}")
-    return res.stdout.strip()
+    return res.stdout if raw else res.stdout.strip()
 
 
 class Commit:
@@ -526,10 +527,12 @@ def cmd_refresh(args):
     if not os.path.isdir(work):
         die(f"no scratch tree {work}: run edit first")
     git("add", "-A", "-N", ".", cwd=work)
-    diff = git("diff", "--no-color", "--no-ext-diff", "HEAD", cwd=work)
+    # Raw: a patch may end in a context line that is a lone space.
+    diff = git("diff", "--no-color", "--no-ext-diff", "HEAD", cwd=work,
+               raw=True)
     with open(os.path.join(REPO, "patches", args.patch), "w",
               encoding="utf-8") as f:
-        f.write(diff + "\n")
+        f.write(diff)
     git("worktree", "remove", "--force", work)
     print(f"series: wrote patches/{args.patch}")
 

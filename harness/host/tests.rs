@@ -208,12 +208,6 @@ fn admission_respects_cap_and_release_floor() {
     assert!(!l.release());
     assert_eq!(l.info().active_conns, 0);
     assert_eq!(l.info().total_conns, 2);
-    // A withdrawn admission (a SYN cookie's) leaves no trace.
-    assert!(l.admit());
-    assert!(l.withdraw());
-    assert!(!l.withdraw());
-    assert_eq!(l.info().active_conns, 0);
-    assert_eq!(l.info().total_conns, 2);
     l.set_max_conns(0);
     assert!((0..100).all(|_| l.admit()));
 }
@@ -330,10 +324,6 @@ enum Op {
     End {
         k: usize,
     },
-    /// A connection's SYN was answered with a cookie: admission undone.
-    Withdraw {
-        k: usize,
-    },
     FailNextAlloc {
         after: usize,
     },
@@ -346,7 +336,6 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..NH).prop_map(|h| Op::Unregister { h }),
         6 => (0..NCPU, any::<u32>()).prop_map(|(cpu, hash)| Op::Syn { cpu, hash }),
         3 => any::<usize>().prop_map(|k| Op::End { k }),
-        1 => any::<usize>().prop_map(|k| Op::Withdraw { k }),
         1 => (0usize..6).prop_map(|after| Op::FailNextAlloc { after }),
     ]
 }
@@ -477,16 +466,6 @@ impl Model {
                 let (h, l) = self.conns.swap_remove(k % self.conns.len());
                 assert!(l.release());
                 self.ls[h].as_mut().unwrap().active -= 1;
-            }
-            Op::Withdraw { k } => {
-                if self.conns.is_empty() {
-                    return;
-                }
-                let (h, l) = self.conns.swap_remove(k % self.conns.len());
-                assert!(l.withdraw());
-                let m = self.ls[h].as_mut().unwrap();
-                m.active -= 1;
-                m.total -= 1;
             }
         }
     }

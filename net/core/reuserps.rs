@@ -35,7 +35,10 @@ use kernel::{
         ArcBorrow, //
     }, //
 };
-use listener::Listener;
+use listener::{
+    Listener,
+    Room, //
+};
 use table::{
     Pick,
     Policy,
@@ -202,17 +205,15 @@ pub unsafe extern "C" fn reuserps_listener_admit(l: *mut bindings::reuserps_list
     unsafe { listener(l) }.admit()
 }
 
-/// Takes back the admission of a SYN answered with a cookie.
-///
-/// False if no connection was active (a bug).
+/// Whether `l` is registered and below its cap: a SYN may be answered.
 ///
 /// # Safety
 ///
 /// The caller must hold a reference to `l`.
 #[export]
-pub unsafe extern "C" fn reuserps_listener_withdraw(l: *mut bindings::reuserps_listener) -> bool {
+pub unsafe extern "C" fn reuserps_listener_room(l: *mut bindings::reuserps_listener) -> bool {
     // SAFETY: The caller holds a reference for the duration of the call.
-    unsafe { listener(l) }.withdraw()
+    unsafe { listener(l) }.room() == Room::Yes
 }
 
 /// Ends a connection counted on `l`; false if none was active (a bug).
@@ -469,7 +470,13 @@ mod ffi_tests {
         // SAFETY: `t2` is live.
         assert!(unsafe { reuserps_table_select(t2, 0, 0) }.cast_const() == sx);
         // SAFETY: `a` is held.
+        assert!(unsafe { reuserps_listener_room(a) });
+        // SAFETY: `a` is held.
         assert!(unsafe { reuserps_listener_admit(a) });
+        // SAFETY: `a` is held.
+        assert!(!unsafe { reuserps_listener_room(a) });
+        // SAFETY: `a` is held.
+        assert!(!unsafe { reuserps_listener_admit(a) });
         // SAFETY: `t2` is live.
         assert!(unsafe { reuserps_table_select(t2, 0, 0) }.cast_const() == sy);
         // A CPU without listeners: the member with room.

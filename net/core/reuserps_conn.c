@@ -1,50 +1,70 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * SO_REUSERPS connection accounting: every connection handed to a
- * SO_REUSERPS listener counts against that listener's cap from its
- * request socket on, and stops counting when it ends, whatever the path.
+ * SO_REUSERPS connection accounting: a listener's cap bounds the
+ * connections that exist, counted from the completed handshake to the
+ * end of the connection, whatever the path.
+ *
+ * A SYN only asks whether its listener has room; a request socket holds
+ * nothing, so SYNs that never complete (a flood of spoofed ones, SYN
+ * cookies) cannot fill a cap.  The slot is taken right before the child
+ * socket is created (tcp_check_req(), tcp_get_cookie_sock(),
+ * tcp_fastopen_create_child()) and handed to the child only once it owns
+ * the connection (own_req); otherwise it is given back at once.
  *
  * The count is a reference to the listener's state (struct
- * reuserps_listener), held first by the request socket (rsk_reuserps),
- * then by the child socket (sk_reuserps_conn); tcp_migrate_req moves it
- * to the listener it moves the connection to.  A connection may outlive
- * its listener: the reference keeps the state alive.  Admission,
- * transfer and release run in softirq without locks: the counters are
- * atomics in the Rust core, and each holder gives its reference back
- * exactly once (xchg).
+ * reuserps_listener) held in the child's tcp_sock, reuserps_conn.  It
+ * ends when the connection reaches TCP_CLOSE, and moves with a child that
+ * inet_csk_listen_stop() migrates to another listener.  A connection may
+ * outlive its listener: the reference keeps the state alive.  Taking,
+ * moving and ending run without locks: the counters are atomics in the
+ * Rust core, and each count is given back exactly once (xchg).
  */
 
 #include <linux/atomic.h>
-#include <linux/bug.h>
 #include <linux/rcupdate.h>
-#include <net/request_sock.h>
+#include <net/inet_sock.h>
 #include <net/reuserps.h>
 #include <net/sock.h>
 #include <net/sock_reuseport.h>
+#include <net/tcp.h>
 
 #include "sock_reuserps.h"
 
+/* Whether a SYN (or a SYN cookie's ACK) for @sk finds it full. */
+bool __reuserps_conn_full(const struct sock *sk)
+{
+	const struct reuserps_sock *rs;
+	bool full = false;
+
+	rcu_read_lock();
+	rs = rcu_dereference(tcp_sk(sk)->reuserps);
+	if (rs)
+		full = !reuserps_listener_room(rs->listener);
+	rcu_read_unlock();
+	return full;
+}
+
 /**
- * reuserps_conn_admit - count a new connection on a listener
- * @sk: the listener a SYN (or a SYN cookie's ACK) was steered to, or the
- *	one a connection migrates to
- * @lp: where to store the reference that carries the count
+ * __reuserps_conn_admit - take a slot for a connection about to be created
+ * @sk: the listener the connection's child is created for
+ * @lp: where to store the reference that carries the slot
  *
- * Listeners without SO_REUSERPS count nothing (*@lp = NULL).  The listener
- * is not locked: its request may be replaced at any time, and the old
- * one is freed after a grace period.
+ * The listener is not locked: its request may be replaced at any time,
+ * and the old one is freed after a grace period.
  *
- * Return: 0, or -ENOBUFS if the listener is at its cap: the caller drops
- * the SYN as it would for a full accept queue.
+ * Return: 0 (*@lp is NULL for a listener without SO_REUSERPS), or
+ * -ENOBUFS if the listener is at its cap, counted as a listen drop: the
+ * caller drops the ACK as it would for a full accept queue.
  */
-int reuserps_conn_admit(const struct sock *sk, struct reuserps_listener **lp)
+int __reuserps_conn_admit(const struct sock *sk,
+			  struct reuserps_listener **lp)
 {
 	const struct reuserps_sock *rs;
 	int err = 0;
 
 	*lp = NULL;
 	rcu_read_lock();
-	rs = rcu_dereference(sk->sk_reuserps);
+	rs = rcu_dereference(tcp_sk(sk)->reuserps);
 	if (rs) {
 		if (reuserps_listener_admit(rs->listener))
 			*lp = reuserps_listener_get(rs->listener);
@@ -52,73 +72,93 @@ int reuserps_conn_admit(const struct sock *sk, struct reuserps_listener **lp)
 			err = -ENOBUFS;
 	}
 	rcu_read_unlock();
+	if (err) {
+		__NET_INC_STATS(sock_net(sk), LINUX_MIB_LISTENOVERFLOWS);
+		tcp_listendrop(sk);
+	}
 	return err;
 }
 
-/* A new request socket holds the count admitted for it, if any. */
-void reuserps_req_start(struct request_sock *req, struct reuserps_listener *l)
-{
-	req->rsk_reuserps = l;
-}
-
-/* Ends the connection counted by @l, if any, and drops the reference. */
-void reuserps_conn_end(struct reuserps_listener *l)
+/* Ends the connection counted by @l and drops the reference. */
+static void reuserps_conn_end(struct reuserps_listener *l)
 {
 	if (!l)
 		return;
 	/* Counted once, ended once: anything else is a bug here. */
-	WARN_ON_ONCE(!reuserps_listener_release(l));
-	reuserps_listener_put(l);
-}
-
-/* A request socket is freed: a connection that never became a child. */
-void reuserps_req_end(struct request_sock *req)
-{
-	reuserps_conn_end(xchg(&req->rsk_reuserps, NULL));
-}
-
-/* A SYN answered with a SYN cookie: its ACK is admitted on its own. */
-void reuserps_req_withdraw(struct request_sock *req)
-{
-	struct reuserps_listener *l = xchg(&req->rsk_reuserps, NULL);
-
-	if (!l)
-		return;
-	WARN_ON_ONCE(!reuserps_listener_withdraw(l));
+	DEBUG_NET_WARN_ON_ONCE(!reuserps_listener_release(l));
 	reuserps_listener_put(l);
 }
 
 /**
- * reuserps_conn_migrate - move a migrated connection's count
- * @req: the request tcp_migrate_req moves away from a closed listener:
- *	 a request socket, or one whose child waits in the accept queue
- * @nreq: its copy for the new listener
- * @l: the count admitted on the new listener (NULL: none)
+ * __reuserps_conn_settle - hand a slot to the child that owns its connection
+ * @child: what syn_recv_sock() returned (NULL: no child)
+ * @own_req: whether @child won the request (it is in the ehash)
+ * @l: the slot taken by __reuserps_conn_admit()
  *
- * The count leaves the old listener and @l takes its place, held by
- * the child if there is one, else by @nreq.
+ * A child that lost the request to another ACK, or that MPTCP already
+ * closed, dies without a count; so does a missing child.
  */
-void reuserps_conn_migrate(struct request_sock *req,
-			   struct request_sock *nreq,
-			   struct reuserps_listener *l)
+void __reuserps_conn_settle(struct sock *child, bool own_req,
+			    struct reuserps_listener *l)
 {
-	struct reuserps_listener **lp;
-
-	lp = req->sk ? &req->sk->sk_reuserps_conn : &nreq->rsk_reuserps;
-	/* @nreq is a copy of @req: neither keeps @req's count. */
-	nreq->rsk_reuserps = NULL;
-	reuserps_conn_end(xchg(&req->rsk_reuserps, NULL));
-	reuserps_conn_end(xchg(lp, l));
+	if (child && own_req && child->sk_state != TCP_CLOSE) {
+		/* The child is new, locked and not yet visible to its
+		 * owner; clone left its pointer NULL.
+		 */
+		WRITE_ONCE(tcp_sk(child)->reuserps_conn, l);
+		return;
+	}
+	reuserps_conn_end(l);
 }
 
-/* The child takes over the count of the request it was created from. */
-void reuserps_conn_start(struct sock *newsk, struct request_sock *req)
+/**
+ * __reuserps_conn_migrate - take a slot for a child that changes listener
+ * @child: a child in a closed listener's accept queue, bh-locked
+ * @nsk: the listener inet_csk_listen_stop() moves it to
+ * @lp: where to store the new slot (NULL: none)
+ *
+ * Only a child that still counts moves its count: one already reset
+ * (TCP_CLOSE) gave it back and gets none.
+ *
+ * Return: 0, or -ENOBUFS if @nsk is at its cap.
+ */
+int __reuserps_conn_migrate(const struct sock *child, const struct sock *nsk,
+			    struct reuserps_listener **lp)
 {
-	newsk->sk_reuserps_conn = xchg(&req->rsk_reuserps, NULL);
+	*lp = NULL;
+	if (!READ_ONCE(tcp_sk(child)->reuserps_conn))
+		return 0;
+	return __reuserps_conn_admit(nsk, lp);
 }
 
-/* The connection ended (TCP_CLOSE) or its socket is being freed. */
-void sk_reuserps_conn_end(struct sock *sk)
+/**
+ * __reuserps_conn_move - the migrated child counts on its new listener
+ * @child: the child, bh-locked
+ * @l: the slot __reuserps_conn_migrate() took
+ *
+ * The child's socket lock may still be owned (a BPF iterator), in which
+ * case its backlog can close it meanwhile without the bh lock: whoever
+ * of us and tcp_set_state(TCP_CLOSE) comes second sees the other's
+ * write (both xchg, fully ordered) and ends the new count.
+ */
+void __reuserps_conn_move(struct sock *child, struct reuserps_listener *l)
 {
-	reuserps_conn_end(xchg(&sk->sk_reuserps_conn, NULL));
+	reuserps_conn_end(xchg(&tcp_sk(child)->reuserps_conn, l));
+	if (inet_sk_state_load(child) == TCP_CLOSE)
+		reuserps_conn_end(xchg(&tcp_sk(child)->reuserps_conn, NULL));
+}
+
+/* The connection reached TCP_CLOSE, after its state was stored. */
+void __sk_reuserps_conn_end(struct sock *sk)
+{
+	reuserps_conn_end(xchg(&tcp_sk(sk)->reuserps_conn, NULL));
+}
+
+/* The socket is freed: every count ended at TCP_CLOSE already. */
+void __sk_reuserps_conn_destruct(struct sock *sk)
+{
+	struct reuserps_listener *l = xchg(&tcp_sk(sk)->reuserps_conn, NULL);
+
+	DEBUG_NET_WARN_ON_ONCE(l);
+	reuserps_conn_end(l);
 }

@@ -20,6 +20,8 @@
 #include <linux/rcupdate.h>
 #include <linux/slab.h>
 #include <linux/smp.h>
+#include <linux/tcp.h>
+#include <net/inet_sock.h>
 #include <net/reuserps.h>
 #include <net/sock.h>
 #include <net/sock_reuseport.h>
@@ -53,11 +55,13 @@ static struct reuserps_group *reuserps_group_get(struct sock_reuseport *reuse)
 }
 
 /* A member's request changes only under reuseport_lock (and its socket
- * lock): reuserps_group_update().
+ * lock): reuserps_group_update().  Groups of other protocols have none.
  */
 static struct reuserps_sock *reuserps_member_req(const struct sock *sk)
 {
-	return rcu_dereference_protected(sk->sk_reuserps,
+	if (!sk_is_tcp(sk))
+		return NULL;
+	return rcu_dereference_protected(tcp_sk(sk)->reuserps,
 					 lockdep_is_held(&reuseport_lock));
 }
 
@@ -156,7 +160,7 @@ void reuserps_group_del(struct sock_reuseport *reuse, struct sock *sk)
  * accept queue; from the new table on, it is picked for the CPUs of
  * @rs, under @rs's cap.  Connections it holds above a lowered cap stay.
  *
- * Return: 0 with @rs in sk->sk_reuserps (the caller frees the old one
+ * Return: 0 with @rs in tcp_sk(sk)->reuserps (the caller frees the old one
  * after a grace period), -EINVAL if @rs's policy is not the group's or
  * @sk is in no group, or -ENOMEM; on error nothing changed.
  */
@@ -185,7 +189,7 @@ int reuserps_group_update(struct sock *sk, struct reuserps_sock *rs)
 	g->table = table;
 	reuserps_listener_configure(rs->listener, rs->max_conns, false);
 	/* Admission may read the request at any time: publish it whole. */
-	rcu_assign_pointer(sk->sk_reuserps, rs);
+	rcu_assign_pointer(tcp_sk(sk)->reuserps, rs);
 	reuserps_group_set(reuse, g);
 	g = NULL;
 unlock:
@@ -222,6 +226,34 @@ struct sock *reuserps_select(struct sock_reuseport *reuse, u32 hash)
 	return reuserps_table_select(g->table, raw_smp_processor_id(), hash);
 }
 
+/**
+ * reuserps_select_migrate - the listener a connection migrates to
+ * @reuse: the group of the listener it leaves, under rcu_read_lock()
+ * @msk: the connection: a child in an accept queue, or a request
+ * @hash: its flow hash
+ *
+ * Chosen as for a SYN, by the connection's CPU rather than by the CPU
+ * of whoever closes the listener: a child's sk_incoming_cpu.  A request
+ * has none, but it moves on its SYN+ACK timer, pinned to the SYN's CPU,
+ * or on its ACK, processed where the flow's packets are.
+ *
+ * Return: a listener of the group, or NULL if the group has no table.
+ */
+struct sock *reuserps_select_migrate(struct sock_reuseport *reuse,
+				     const struct sock *msk, u32 hash)
+{
+	struct reuserps_group *g = rcu_dereference(reuse->reuserps);
+	int cpu = -1;
+
+	if (!g)
+		return NULL;
+	if (sk_fullsock(msk))
+		cpu = READ_ONCE(msk->sk_incoming_cpu);
+	if (cpu < 0)
+		cpu = raw_smp_processor_id();
+	return reuserps_table_select(g->table, cpu, hash);
+}
+
 /* Whether @sk may share a port with @sk2 as far as SO_REUSERPS goes. */
 bool sk_reuserps_compatible(const struct sock *sk, const struct sock *sk2)
 {
@@ -229,15 +261,17 @@ bool sk_reuserps_compatible(const struct sock *sk, const struct sock *sk2)
 	bool ok;
 
 	/* Only listeners and sockets bound to become one have a mode: not
-	 * connections (children, connected sockets, time-wait), which share
-	 * the port too.
+	 * connections, which share the port too: time-wait, and any socket
+	 * with a peer, even one reset or failed (TCP_CLOSE) that stays
+	 * bound; listen() needs a disconnect, which forgets the peer.
 	 */
-	if (!((1 << sk2->sk_state) & (TCPF_LISTEN | TCPF_CLOSE)))
+	if (!((1 << sk2->sk_state) & (TCPF_LISTEN | TCPF_CLOSE)) ||
+	    READ_ONCE(inet_sk(sk2)->inet_dport))
 		return true;
 	/* @sk2's request may be replaced meanwhile: RCU keeps it. */
 	rcu_read_lock();
-	a = rcu_dereference(sk->sk_reuserps);
-	b = rcu_dereference(sk2->sk_reuserps);
+	a = rcu_dereference(tcp_sk(sk)->reuserps);
+	b = rcu_dereference(tcp_sk(sk2)->reuserps);
 	if (!a || !b)
 		ok = !a && !b;
 	else

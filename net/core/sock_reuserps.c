@@ -2,8 +2,8 @@
 /*
  * SO_REUSERPS socket option plumbing.
  *
- * setsockopt() checks a struct reuserps_req and keeps it on the socket
- * (sk->sk_reuserps) together with the listener's accounting state, which
+ * setsockopt() checks a struct reuserps_req and keeps it on the TCP socket
+ * (tcp_sk(sk)->reuserps) with the listener's accounting state, which
  * the socket registers when it joins its reuseport group; set again on a
  * listening member, it changes that member's CPUs and cap in place.
  * getsockopt() reports the listener's state.
@@ -12,9 +12,11 @@
  */
 
 #include <linux/cpumask.h>
+#include <linux/jump_label.h>
 #include <linux/overflow.h>
 #include <linux/slab.h>
 #include <linux/sockptr.h>
+#include <linux/tcp.h>
 #include <net/inet_sock.h>
 #include <net/reuserps.h>
 #include <net/sock.h>
@@ -22,6 +24,8 @@
 #include <net/tcp_states.h>
 
 #include "sock_reuserps.h"
+
+DEFINE_STATIC_KEY_FALSE(reuserps_needed);
 
 static void reuserps_sock_free(struct reuserps_sock *rs)
 {
@@ -89,9 +93,11 @@ int sk_setsockopt_reuserps(struct sock *sk, sockptr_t optval,
 	rs = reuserps_sock_parse(optval, optlen);
 	if (IS_ERR(rs))
 		return PTR_ERR(rs);
+	/* Before any listener can use the request; may sleep. */
+	static_branch_enable(&reuserps_needed);
 
 	sockopt_lock_sock(sk);
-	old = rcu_dereference_protected(sk->sk_reuserps,
+	old = rcu_dereference_protected(tcp_sk(sk)->reuserps,
 					lockdep_sock_is_held(sk));
 	/* A new request keeps the listener's counts. */
 	if (old)
@@ -107,7 +113,7 @@ int sk_setsockopt_reuserps(struct sock *sk, sockptr_t optval,
 		/* Bound: the port was checked against this request. */
 		err = -EINVAL;
 	else
-		rcu_assign_pointer(sk->sk_reuserps, rs);
+		rcu_assign_pointer(tcp_sk(sk)->reuserps, rs);
 	sockopt_release_sock(sk);
 
 	if (err) {
@@ -128,11 +134,9 @@ int sk_getsockopt_reuserps(struct sock *sk, sockptr_t optval,
 
 	if (!sk_is_tcp(sk))
 		return -EOPNOTSUPP;
-	if (len < (int)sizeof(info))
-		return -EINVAL;
 
 	sockopt_lock_sock(sk);
-	rs = rcu_dereference_protected(sk->sk_reuserps,
+	rs = rcu_dereference_protected(tcp_sk(sk)->reuserps,
 				       lockdep_sock_is_held(sk));
 	if (rs) {
 		reuserps_listener_info(rs->listener, rs->policy, &info);
@@ -143,8 +147,10 @@ int sk_getsockopt_reuserps(struct sock *sk, sockptr_t optval,
 	if (!rs)
 		return -ENOENT;
 
-	/* The struct may grow at its end: copy what this kernel has. */
-	len = sizeof(info);
+	/* The struct may grow at its end: copy what both sides know, as
+	 * TCP_INFO does (sk_getsockopt() refused a negative length).
+	 */
+	len = min_t(unsigned int, len, sizeof(info));
 	if (copy_to_sockptr(optval, &info, len) ||
 	    copy_to_sockptr(optlen, &len, sizeof(len)))
 		return -EFAULT;
@@ -152,8 +158,8 @@ int sk_getsockopt_reuserps(struct sock *sk, sockptr_t optval,
 }
 
 /* The socket is being freed: nobody else can reach it any more. */
-void sk_reuserps_free(struct sock *sk)
+void __sk_reuserps_free(struct sock *sk)
 {
-	reuserps_sock_free(rcu_dereference_protected(sk->sk_reuserps, 1));
-	RCU_INIT_POINTER(sk->sk_reuserps, NULL);
+	reuserps_sock_free(rcu_dereference_protected(tcp_sk(sk)->reuserps, 1));
+	RCU_INIT_POINTER(tcp_sk(sk)->reuserps, NULL);
 }

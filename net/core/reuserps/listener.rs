@@ -102,7 +102,8 @@ impl Listener {
 
     /// Whether a new connection may be handed to this listener now.
     ///
-    /// Only a hint for selection: [`Listener::admit`] decides.
+    /// Only a hint, for selection and for a SYN: [`Listener::admit`],
+    /// when the handshake completes, decides.
     pub(crate) fn room(&self) -> Room {
         if self.gone.load(Relaxed) {
             return Room::Gone;
@@ -138,18 +139,6 @@ impl Listener {
             self.total.add(1, Relaxed);
         }
         ok
-    }
-
-    /// Takes back an admission whose connection was never handed over: a
-    /// SYN answered with a SYN cookie, counted again if its ACK comes.
-    ///
-    /// Returns false if no connection was active: a caller bug.
-    pub(crate) fn withdraw(&self) -> bool {
-        if !self.release() {
-            return false;
-        }
-        // Every withdrawn admission was counted in `total` first.
-        try_update!(self.total, |t: u64| t.checked_sub(1))
     }
 
     /// Ends a connection counted by [`Listener::admit`].

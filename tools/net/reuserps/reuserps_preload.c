@@ -74,8 +74,25 @@ struct reg {
 	pid_t pid;
 };
 
+/*
+ * Changed and dereferenced only under @lock; read without it only as a
+ * hint (atomically), so that close() and accept() of sockets this
+ * library does not follow take no lock.
+ */
 static struct reg *registered[MAX_FDS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Whether @fd may be followed: a hint, checked again under the lock. */
+static int maybe_registered(int fd)
+{
+	return fd >= 0 && fd < MAX_FDS &&
+	       __atomic_load_n(&registered[fd], __ATOMIC_RELAXED);
+}
+
+static void set_registered(int fd, struct reg *r)
+{
+	__atomic_store_n(&registered[fd], r, __ATOMIC_RELAXED);
+}
 
 static unsigned long stat_local, stat_remote;
 
@@ -146,13 +163,17 @@ static void forget(int fd)
 
 	pthread_mutex_lock(&lock);
 	r = registered[fd];
-	registered[fd] = NULL;
+	set_registered(fd, NULL);
 	pthread_mutex_unlock(&lock);
 	free(r);
 }
 
-/* Registers @fd for the calling thread's CPUs unless it already is. */
-static void register_here(int fd)
+/*
+ * Registers @fd for the calling thread's CPUs unless it already is.
+ * With @follow, only a socket registered before, and once per process
+ * unless @always: a concurrent close() may have forgotten it.
+ */
+static void register_here(int fd, int follow, int always)
 {
 	struct req_buf b = {};
 	cpu_set_t set;
@@ -161,6 +182,9 @@ static void register_here(int fd)
 	if (sched_getaffinity(0, sizeof(set), &set))
 		return;
 	pthread_mutex_lock(&lock);
+	if (follow && (!registered[fd] ||
+		       (!always && registered[fd]->pid == getpid())))
+		goto out;
 	if (registered[fd] && CPU_EQUAL(&registered[fd]->set, &set)) {
 		registered[fd]->pid = getpid();
 		goto out;
@@ -177,11 +201,11 @@ static void register_here(int fd)
 				strerror(errno));
 		/* Not a socket to follow (any more): stop trying. */
 		free(registered[fd]);
-		registered[fd] = NULL;
+		set_registered(fd, NULL);
 		goto out;
 	}
 	if (!registered[fd])
-		registered[fd] = malloc(sizeof(*registered[fd]));
+		set_registered(fd, malloc(sizeof(*registered[fd])));
 	if (registered[fd]) {
 		registered[fd]->set = set;
 		registered[fd]->pid = getpid();
@@ -201,9 +225,8 @@ static void follow(int fd, int always)
 {
 	int saved = errno;
 
-	if (fd >= 0 && fd < MAX_FDS && registered[fd] &&
-	    (always || registered[fd]->pid != getpid()))
-		register_here(fd);
+	if (maybe_registered(fd))
+		register_here(fd, 1, always);
 	errno = saved;
 }
 
@@ -231,7 +254,7 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len)
 	if (!off && is_candidate(fd)) {
 		/* A new socket that reuses an fd number starts afresh. */
 		forget(fd);
-		register_here(fd);
+		register_here(fd, 0, 1);
 	}
 	errno = saved;
 	return real_bind(fd, addr, len);
@@ -267,7 +290,7 @@ int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 int close(int fd)
 {
 	/* The number will name another socket: stop following it. */
-	if (fd >= 0 && fd < MAX_FDS && registered[fd])
+	if (maybe_registered(fd))
 		forget(fd);
 	return real_close(fd);
 }

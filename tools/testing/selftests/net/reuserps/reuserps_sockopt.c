@@ -146,14 +146,28 @@ TEST_F(sockopt, get_short_and_long_buffers)
 		struct reuserps_info info;
 		char more[16];
 	} big;
-	socklen_t len = sizeof(big.info) - 1;
+	socklen_t len = 4;
+	size_t i;
 
-	ASSERT_EQ(0, set_req(self->fd, REUSERPS_ROUND_ROBIN, 0, 0, 1,
+	ASSERT_EQ(0, set_req(self->fd, REUSERPS_FILL_FIRST, 7, 0, 1,
 			     &self->cpu0, 0));
-	EXPECT_EQ(EINVAL, get_info(self->fd, &big.info, &len));
+	/* Shorter than the struct: its beginning, as for TCP_INFO. */
+	memset(&big, 0xff, sizeof(big));
+	EXPECT_EQ(0, get_info(self->fd, &big.info, &len));
+	EXPECT_EQ(4, len);
+	EXPECT_EQ(REUSERPS_FILL_FIRST, big.info.policy);
+	for (i = 4; i < sizeof(big); i++)
+		EXPECT_EQ(0xff, ((unsigned char *)&big)[i]);
+	len = 0;
+	EXPECT_EQ(0, get_info(self->fd, &big.info, &len));
+	EXPECT_EQ(0, len);
+	/* Longer: what this kernel has, the rest untouched. */
 	len = sizeof(big);
 	EXPECT_EQ(0, get_info(self->fd, &big.info, &len));
 	EXPECT_EQ(sizeof(big.info), len);
+	EXPECT_EQ(7, big.info.max_conns);
+	for (i = 0; i < sizeof(big.more); i++)
+		EXPECT_EQ((char)0xff, big.more[i]);
 }
 
 TEST_F(sockopt, optlen_must_match_mask_words)
