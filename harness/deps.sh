@@ -48,10 +48,25 @@ if [ ${#missing[@]} -gt 0 ]; then
 		>/dev/null
 fi
 
+# bindgen is first needed by a kernel build: it compiles (about 100 s)
+# in the background while the base is fetched and the series checked;
+# harness/toolchain.sh waits for it.
 bindgen=${CARGO_HOME:-$HOME/.cargo}/bin/bindgen
-if [ "$("$bindgen" --version 2>/dev/null)" != "bindgen $bindgen_ver" ]; then
-	echo "deps: installing bindgen-cli $bindgen_ver"
-	cargo install --quiet --locked bindgen-cli --version "$bindgen_ver"
+pending=$build/bindgen.pending
+if [ "$("$bindgen" --version 2>/dev/null)" != "bindgen $bindgen_ver" ] &&
+	! { [ -f "$pending" ] && kill -0 "$(cat "$pending")" 2>/dev/null; }; then
+	echo "deps: installing bindgen-cli $bindgen_ver in the background" \
+		"($build/logs/bindgen.log)"
+	mkdir -p "$build/logs"
+	rm -f "$build/bindgen.rc"
+	(
+		echo "$BASHPID" >"$pending"
+		rc=0
+		cargo install --locked bindgen-cli --version "$bindgen_ver" \
+			|| rc=$?
+		echo "$rc" >"$build/bindgen.rc"
+		rm -f "$pending"
+	) </dev/null >"$build/logs/bindgen.log" 2>&1 &
 fi
 
 venv=$build/venv

@@ -6,6 +6,22 @@
 # 0.71.1 from crates.io over bookworm's libclang-19.
 
 BINDGEN_BIN=${BINDGEN_BIN:-${CARGO_HOME:-$HOME/.cargo}/bin/bindgen}
+# harness/deps.sh may still be building bindgen in the background.
+_tc_build=${BUILD:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build}
+if [ -f "$_tc_build/bindgen.pending" ]; then
+	echo "toolchain: waiting for bindgen-cli to finish building" >&2
+	while [ -f "$_tc_build/bindgen.pending" ] &&
+		kill -0 "$(cat "$_tc_build/bindgen.pending" 2>/dev/null)" \
+			2>/dev/null; do
+		sleep 2
+	done
+fi
+if [ -f "$_tc_build/bindgen.rc" ] &&
+	[ "$(cat "$_tc_build/bindgen.rc")" != 0 ]; then
+	echo "toolchain: installing bindgen-cli failed:" >&2
+	tail -20 "$_tc_build/logs/bindgen.log" >&2
+	return 1 2>/dev/null || exit 1
+fi
 export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
 # ccache: each-commit flips headers such as include/net/sock.h back and
 # forth between commits; the cache (~/.cache/ccache, kept between runs
