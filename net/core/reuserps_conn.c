@@ -44,20 +44,9 @@ bool __reuserps_conn_full(const struct sock *sk)
 	return full;
 }
 
-/**
- * __reuserps_conn_admit - take a slot for a connection about to be created
- * @sk: the listener the connection's child is created for
- * @lp: where to store the reference that carries the slot
- *
- * The listener is not locked: its request may be replaced at any time,
- * and the old one is freed after a grace period.
- *
- * Return: 0 (*@lp is NULL for a listener without SO_REUSERPS), or
- * -ENOBUFS if the listener is at its cap, counted as a listen drop: the
- * caller drops the ACK as it would for a full accept queue.
- */
-int __reuserps_conn_admit(const struct sock *sk,
-			  struct reuserps_listener **lp)
+/* Takes a slot on @sk's listener state, if it has one (*@lp: NULL if not). */
+static int reuserps_conn_take(const struct sock *sk,
+			      struct reuserps_listener **lp)
 {
 	const struct reuserps_sock *rs;
 	int err = 0;
@@ -72,6 +61,26 @@ int __reuserps_conn_admit(const struct sock *sk,
 			err = -ENOBUFS;
 	}
 	rcu_read_unlock();
+	return err;
+}
+
+/**
+ * __reuserps_conn_admit - take a slot for a connection about to be created
+ * @sk: the listener the connection's child is created for
+ * @lp: where to store the reference that carries the slot
+ *
+ * The listener is not locked: its request may be replaced at any time,
+ * and the old one is freed after a grace period.
+ *
+ * Return: 0 (*@lp is NULL for a listener without SO_REUSERPS), or
+ * -ENOBUFS if the listener is at its cap, counted as a listen overflow:
+ * the caller drops the ACK as it would for a full accept queue.
+ */
+int __reuserps_conn_admit(const struct sock *sk,
+			  struct reuserps_listener **lp)
+{
+	int err = reuserps_conn_take(sk, lp);
+
 	if (err) {
 		__NET_INC_STATS(sock_net(sk), LINUX_MIB_LISTENOVERFLOWS);
 		tcp_listendrop(sk);
@@ -128,7 +137,8 @@ int __reuserps_conn_migrate(const struct sock *child, const struct sock *nsk,
 	*lp = NULL;
 	if (!READ_ONCE(tcp_sk(child)->reuserps_conn))
 		return 0;
-	return __reuserps_conn_admit(nsk, lp);
+	/* A refusal is counted in TcpMigrateReqFailure by the caller. */
+	return reuserps_conn_take(nsk, lp);
 }
 
 /**
