@@ -23,7 +23,7 @@ MANIFEST := $(BUILD)/tests/selftests.manifest
 
 .NOTPARALLEL:
 .PHONY: all demo deps tree series series-check static kernel tests kunit \
-	selftests host-test harness-test check each-commit bench vng clean \
+	selftests host-test harness-test check each-commit bench vng clean sizes \
 	distclean
 
 all: demo
@@ -44,6 +44,9 @@ series: deps
 series-check: deps
 	$(H)/series.py verify
 	$(MAKE) static
+
+sizes: kernel
+	$(H)/struct-sizes.sh
 
 static: kernel
 	$(H)/static-check.sh

@@ -91,10 +91,13 @@ int __reuserps_conn_admit(const struct sock *sk,
 /* Ends the connection counted by @l and drops the reference. */
 static void reuserps_conn_end(struct reuserps_listener *l)
 {
+	bool ok;
+
 	if (!l)
 		return;
+	ok = reuserps_listener_release(l);
 	/* Counted once, ended once: anything else is a bug here. */
-	DEBUG_NET_WARN_ON_ONCE(!reuserps_listener_release(l));
+	DEBUG_NET_WARN_ON_ONCE(!ok);
 	reuserps_listener_put(l);
 }
 
