@@ -26,7 +26,12 @@ work=$build/sizes
 	echo "struct-sizes: no kernel in $kout (make kernel)" >&2
 	exit 1
 }
-[ -f "$build/linux-base/Makefile" ] || "$here/series.py" base >/dev/null
+if [ ! -f "$build/linux-base/Makefile" ]; then
+	# A worktree of the base, as harness/static-check.sh makes it.
+	"$here/series.py" assemble >/dev/null
+	git -C "$build/linux" worktree prune
+	git -C "$build/linux" worktree add -q --detach "$build/linux-base" base
+fi
 rm -rf "$work"
 mkdir -p "$work"
 cp "$here/sizes/sizes.c" "$here/sizes/Kbuild" "$work/"
