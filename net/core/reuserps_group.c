@@ -227,7 +227,7 @@ struct sock *reuserps_select(struct sock_reuseport *reuse, u32 hash)
 }
 
 /**
- * reuserps_select_migrate - the listener a connection migrates to
+ * reuserps_migrate - the listener a connection migrates to
  * @reuse: the group of the listener it leaves, under rcu_read_lock()
  * @msk: the connection: a child in an accept queue, or a request
  * @hash: its flow hash
@@ -239,8 +239,8 @@ struct sock *reuserps_select(struct sock_reuseport *reuse, u32 hash)
  *
  * Return: a listener of the group, or NULL if the group has no table.
  */
-struct sock *reuserps_select_migrate(struct sock_reuseport *reuse,
-				     const struct sock *msk, u32 hash)
+struct sock *reuserps_migrate(struct sock_reuseport *reuse,
+			      const struct sock *msk, u32 hash)
 {
 	struct reuserps_group *g = rcu_dereference(reuse->reuserps);
 	int cpu = -1;
