@@ -82,10 +82,11 @@ fi
 "$here/fetch-base.sh" >/dev/null
 "$here/build-sparse.sh"
 
-. "$here/toolchain.sh"
 if [ ! -f "$build/linux/Makefile" ]; then
 	exit 0
 fi
+# (Waits for a bindgen still building in the background.)
+. "$here/toolchain.sh"
 # The kernel's own verdict on the toolchain, once the tree exists.
 make -s -C "$build/linux" "${KMAKE_VARS[@]}" rustavailable >/dev/null || {
 	echo "deps: the kernel rejects the Rust toolchain:" >&2
