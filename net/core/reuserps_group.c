@@ -210,6 +210,17 @@ void reuserps_group_free(struct sock_reuseport *reuse)
 	}
 }
 
+/* The listener for a connection on @cpu; NULL if the group has no table. */
+static struct sock *reuserps_select_cpu(struct sock_reuseport *reuse, int cpu,
+					u32 hash)
+{
+	struct reuserps_group *g = rcu_dereference(reuse->reuserps);
+
+	if (!g)
+		return NULL;
+	return reuserps_table_select(g->table, cpu, hash);
+}
+
 /**
  * reuserps_select - the listener for a SYN processed on this CPU
  * @reuse: the group, under rcu_read_lock()
@@ -219,11 +230,7 @@ void reuserps_group_free(struct sock_reuseport *reuse)
  */
 struct sock *reuserps_select(struct sock_reuseport *reuse, u32 hash)
 {
-	struct reuserps_group *g = rcu_dereference(reuse->reuserps);
-
-	if (!g)
-		return NULL;
-	return reuserps_table_select(g->table, raw_smp_processor_id(), hash);
+	return reuserps_select_cpu(reuse, raw_smp_processor_id(), hash);
 }
 
 /**
@@ -242,16 +249,13 @@ struct sock *reuserps_select(struct sock_reuseport *reuse, u32 hash)
 struct sock *reuserps_migrate(struct sock_reuseport *reuse,
 			      const struct sock *msk, u32 hash)
 {
-	struct reuserps_group *g = rcu_dereference(reuse->reuserps);
 	int cpu = -1;
 
-	if (!g)
-		return NULL;
 	if (sk_fullsock(msk))
 		cpu = READ_ONCE(msk->sk_incoming_cpu);
 	if (cpu < 0)
 		cpu = raw_smp_processor_id();
-	return reuserps_table_select(g->table, cpu, hash);
+	return reuserps_select_cpu(reuse, cpu, hash);
 }
 
 /* Whether @sk may share a port with @sk2 as far as SO_REUSERPS goes. */
