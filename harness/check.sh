@@ -68,8 +68,8 @@ if stage deps "$here/deps.sh"; then
 	fi
 	add_counts "$p" "$f" 0
 	stage each-commit "$here/each-commit.sh" || add_counts 0 1 0
-	if stage kernel bash -c '"$1/series.py" assemble && "$1/kbuild.sh"' \
-		_ "$here"; then
+	if stage kernel bash -c '"$1/series.py" assemble && "$1/kbuild.sh" &&
+		"$1/kbuild-debug.sh"' _ "$here"; then
 		built=1
 	else
 		add_counts 0 1 0

@@ -3,8 +3,10 @@
 # Install what this project needs and is missing; a second run does nothing.
 # Debian 12 packages (Rust pinned: rustc and its library source must match
 # exactly to build `core`; libclang 19 for bindgen, as Linux 7.3 needs 17
-# or later), bindgen-cli from crates.io, virtme-ng + b4 in a venv under
-# build/, and the base tree's tarball (harness/fetch-base.sh).
+# or later; clang-19/lld-19/llvm-19 for the debug kernel, as KASAN with
+# Rust needs clang on rustc's own LLVM, 19.1.7), bindgen-cli from
+# crates.io, virtme-ng + b4 in a venv under build/, and the base tree's
+# tarball (harness/fetch-base.sh).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,7 +17,7 @@ bindgen_ver=0.71.1
 
 pkgs=(
 	build-essential flex bison bc cpio kmod
-	libelf-dev libssl-dev libclang-19-dev
+	libelf-dev libssl-dev libclang-19-dev clang-19 lld-19 llvm-19
 	qemu-system-x86 busybox-static python3-venv python3-ply python3-git
 	codespell git perl ccache libnuma-dev udev
 	"rustc-web=$rustver" "rust-web-src=$rustver"

@@ -37,7 +37,13 @@ TROUBLE = re.compile(
     r"UBSAN: |Kernel panic|RCU detected stall|rcu: INFO:|"
     r"self-detected stall|blocked for more than|panicked at|"
     r"refcount_t: |list_add corruption|list_del corruption|"
-    r"unreferenced object|Call Trace:)")
+    r"unreferenced object|Call Trace:|ODEBUG: |KASAN: |kmemleak: [1-9])")
+# The end of a report, when it has one; else it is quoted up to REPORT_MAX.
+REPORT_END = re.compile(r"---\[ end trace|^={20,}$")
+REPORT_MAX = 60
+# An allocation that failed without __GFP_NOWARN: warn_alloc() dumps the
+# stack.  Not a bug, and what fault injection provokes on purpose.
+ALLOC_FAILURE = re.compile(r"(page allocation failure: |vmalloc error: )")
 TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\]\s?")
 KTAP_RESULT = re.compile(
     r"^(not ok|ok) (\d+)(?: -)? ?([^#]*?)\s*(?:#\s*(SKIP|XFAIL|TODO)\b.*)?$")
@@ -158,8 +164,8 @@ def parse_program(name, lines, rc, timed_out, tmo, kmsg):
         else:
             cases.append(Case(cname, "fail", "the test reports not ok"))
     failed = any(c.verdict == "fail" for c in cases)
-    trouble = [TIMESTAMP.sub("", k).strip() for k in kmsg
-               if TROUBLE.search(k)]
+    trouble = [TIMESTAMP.sub("", k).strip()
+               for k in excuse_alloc_failures(kmsg) if TROUBLE.search(k)]
     if timed_out:
         cases.append(Case(name, "fail", f"timed out after {tmo} s "
                                         "(killed by the guest watchdog)"))
@@ -231,11 +237,41 @@ def parse_kunit(console_lines):
     return cases
 
 
+def excuse_alloc_failures(lines):
+    """`lines` without the stack traces of allocation-failure warnings."""
+    out, excuse = [], 0
+    for ln in lines:
+        if ALLOC_FAILURE.search(ln):
+            excuse = 8  # the trace follows the CPU and hardware lines
+        elif excuse and "Call Trace:" in ln:
+            excuse = 0
+            continue
+        elif excuse:
+            excuse -= 1
+        out.append(ln)
+    return out
+
+
+def quote_report(clines, first):
+    """The console lines of the report that starts with line `first`."""
+    start = next(i for i, ln in enumerate(clines) if ln.strip() == first)
+    # KASAN and lockdep frame their reports with a line of '='.
+    if start and re.match(r"^={20,}$", clines[start - 1].strip()):
+        start -= 1
+    out = []
+    for ln in clines[start:start + REPORT_MAX]:
+        out.append(ln)
+        if len(out) > 2 and REPORT_END.search(ln.strip()):
+            break
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--name", required=True, help="results folder name")
+    # The debug kernel (harness/kbuild-debug.sh): KASAN, lockdep, kmemleak.
     ap.add_argument("--kernel", default=os.path.join(
-        BUILD, "kbuild", "arch", "x86", "boot", "bzImage"))
+        BUILD, "kbuild-debug", "arch", "x86", "boot", "bzImage"))
     ap.add_argument("--manifest", help="programs to run")
     ap.add_argument("--cpus", type=int, default=4)
     ap.add_argument("--mem", default="1G")
@@ -304,7 +340,8 @@ def main():
     # Trouble while a program ran is blamed on it above; the rest (boot,
     # between programs, after them) fails the run itself.
     blamed = {TIMESTAMP.sub("", k).strip() for p in progs for k in p["kmsg"]}
-    trouble = [ln.strip() for ln in clines if TROUBLE.search(ln)]
+    trouble = [ln.strip() for ln in excuse_alloc_failures(clines)
+               if TROUBLE.search(ln)]
     unblamed = [ln for ln in trouble if ln not in blamed]
     if unblamed:
         run_problems.append("kernel trouble in the guest log outside any "
@@ -328,9 +365,9 @@ def main():
           f"{counts['skip']} skipped")
     if counts["fail"]:
         if trouble:
-            print("first kernel trouble lines:")
-            for ln in trouble[:8]:
-                print("  " + ln)
+            print("first kernel report, quoted from the guest's console:")
+            for ln in quote_report(clines, trouble[0]):
+                print("  | " + ln)
         sys.exit(1)
 
 

@@ -3,7 +3,8 @@
 # Tests of the guest harness itself: break the guest on purpose and check
 # that harness/guest.py fails the run and names each cause.
 #   run 1: a passing KTAP program, a failing one, one that hangs, one that
-#          makes the kernel WARN, one that dies half-way through its plan;
+#          makes the kernel WARN, one that reads freed memory (KASAN), one
+#          that dies half-way through its plan;
 #   run 2: a program that outlives the whole-guest time limit;
 #   run 3: a guest that brings up fewer CPUs than asked for.
 # Prints one line per check and `harness: N passed, N failed`.
@@ -38,6 +39,7 @@ harness_ok 30 $st/ok.sh
 harness_fail 30 $st/fail.sh
 harness_hang 3 $st/hang.sh
 harness_warn 30 $st/warn.sh
+harness_kasan 30 $st/kasan.sh
 harness_crash 30 $st/crash.sh
 EOF
 log=$build/results/harness-broken.out
@@ -55,6 +57,10 @@ expect "$log" "a hanging program is killed and named" \
 	"^  FAIL harness_hang: timed out after 3 s"
 expect "$log" "a kernel WARN is caught and blamed on its program" \
 	"^  FAIL harness_warn: kernel trouble in the guest log while it ran: .*WARNING:"
+expect "$log" "a KASAN report is caught and blamed on its program" \
+	"^  FAIL harness_kasan: kernel trouble in the guest log while it ran: .*BUG: KASAN: "
+expect "$log" "the first report is quoted whole" \
+	"^  \| .*(Call Trace:|end trace)"
 expect "$log" "a program that dies mid-plan is caught" \
 	"^  FAIL harness_crash: only 1 of 3 planned cases reported"
 expect "$log" "later programs still run after a hang" \
@@ -63,13 +69,13 @@ expect "$log" "later programs still run after a hang" \
 m=$build/results/harness-hang.manifest
 echo "harness_forever 100000 $st/hang.sh" >"$m"
 log=$build/results/harness-hang.out
-"$here/guest.py" --name harness-hang --manifest "$m" --timeout 20 \
+"$here/guest.py" --name harness-hang --manifest "$m" --timeout 60 \
 	>"$log" 2>&1
 rc=$?
 [ $rc -eq 1 ]
 verdict $? "a guest killed for time exits with status 1" "exit status $rc"
 expect "$log" "a guest that never finishes is killed and named" \
-	"did not finish within 20 s \(last program started: harness_forever\)"
+	"did not finish within 60 s \(last program started: harness_forever\)"
 
 log=$build/results/harness-cpus.out
 "$here/guest.py" --name harness-cpus --timeout 60 --append nr_cpus=2 \

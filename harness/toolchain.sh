@@ -32,10 +32,16 @@ export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # fresh build is a quarter faster); kbuild's -Wp,-MMD gives ccache the
 # dependencies it needs.
 export CCACHE_DEPEND=${CCACHE_DEPEND:-1}
+# KLLVM=-19: build with clang-19/lld-19 (the debug kernel: Rust with KASAN
+# needs clang, and bookworm's clang-19 is on rustc-web's LLVM, 19.1.7).
+if [ -n "${KLLVM:-}" ]; then
+	_tc_cc=(LLVM="$KLLVM" CC="ccache clang$KLLVM")
+else
+	_tc_cc=(LLVM= CC="ccache gcc")
+fi
 # shellcheck disable=SC2034 # used by the scripts that source this file
 KMAKE_VARS=(
-	LLVM=
-	CC="ccache gcc"
+	"${_tc_cc[@]}"
 	RUSTC=/usr/bin/rustc
 	HOSTRUSTC=/usr/bin/rustc
 	RUSTDOC=/usr/bin/rustdoc
