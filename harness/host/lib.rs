@@ -33,28 +33,35 @@ impl BenchTable {
     pub fn new(n: usize, ncpus: usize) -> Self {
         use kernel::alloc::flags::GFP_KERNEL;
         let mut listeners = Vec::new();
-        let mut t: Option<table::Table> = None;
+        let mut masks = Vec::new();
         for i in 0..n {
             let cpu = i * ncpus / n;
             let mut mask = vec![0u64; cpu / 64 + 1];
             mask[cpu / 64] |= 1 << (cpu % 64);
-            let l = listener::Listener::new(0, GFP_KERNEL).expect("memory");
-            let next = match &t {
-                None => table::Table::new(table::Policy::RoundRobin, i, &l, &mask, GFP_KERNEL),
-                Some(t) => t.with_member(i, &l, &mask, GFP_KERNEL),
-            };
-            t = Some(next.expect("table"));
-            listeners.push(l);
+            masks.push(mask);
+            listeners.push(listener::Listener::new(0, GFP_KERNEL).expect("memory"));
         }
+        // As the kernel builds it: all members at once, in order.
+        let inputs = listeners
+            .iter()
+            .zip(&masks)
+            .enumerate()
+            .map(|(i, (l, m))| table::Input {
+                handle: i,
+                listener: l,
+                mask: m,
+            });
+        let table = table::Table::from_members(table::Policy::RoundRobin, inputs, GFP_KERNEL)
+            .expect("table");
         Self {
-            table: t.expect("n > 0"),
+            table,
             _listeners: listeners,
         }
     }
 
     /// One selection for a SYN processed on `cpu`: the listener's index.
     pub fn select(&self, cpu: usize, hash: u32) -> usize {
-        match self.table.select(cpu, hash) {
+        match self.table.pick(cpu, hash) {
             table::Pick::Cpu(h) | table::Pick::Other(h) | table::Pick::Full(h) => h,
             table::Pick::Empty => usize::MAX,
         }

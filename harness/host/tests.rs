@@ -4,7 +4,7 @@
 //! connection end and allocation failure.
 
 use crate::listener::Listener;
-use crate::table::{check_mask, max_mask_words, Pick, Policy, Table};
+use crate::table::{check_mask, max_mask_words, Input, Pick, Policy, Table};
 use kernel::alloc::{self as mem, flags::GFP_KERNEL as G};
 use kernel::error::code::{EINVAL, ENOMEM};
 use kernel::sync::{Arc, ArcBorrow};
@@ -156,6 +156,66 @@ fn fill_first_takes_first_with_room() {
 }
 
 #[test]
+fn a_lookup_is_not_a_connection() {
+    // Two round-robin listeners on CPU 0, the first full.
+    let (t, ls) = table(Policy::RoundRobin, &[&[0], &[0], &[1]], &[1, 0, 0]);
+    assert!(ls[0].admit());
+    // Lookups that no listener takes (a cookie ACK, a dropped SYN) move
+    // no turn and count no skip, however many.
+    for _ in 0..5 {
+        assert_eq!(t.pick(0, 0), Pick::Cpu(1));
+    }
+    assert_eq!(ls[0].info().full_skips, 0);
+    // The request listener 1 takes moves the turn past it, over the full
+    // one: the next pick starts from listener 0 again, still full.
+    t.turn(0, 1);
+    assert_eq!(ls[0].info().full_skips, 1);
+    assert!(ls[0].release());
+    assert_eq!(t.pick(0, 0), Pick::Cpu(0));
+    // Taken by a member of another CPU: each of CPU 0's full listeners
+    // is passed over once, and its turn does not move.
+    assert!(ls[0].admit());
+    t.turn(0, 2);
+    assert_eq!(ls[0].info().full_skips, 2);
+    assert_eq!(t.pick(0, 0), Pick::Cpu(1));
+}
+
+#[test]
+fn a_left_group_never_picks_a_relistened_listener() {
+    // Listener 1 leaves this group's table and registers elsewhere: this
+    // table, which may stay published for a while, must not pick it.
+    let (t, ls) = table(Policy::RoundRobin, &[&[0], &[0]], &[0, 0]);
+    ls[1].set_gone(true);
+    ls[1].set_gone(false);
+    assert!((0..4).all(|_| t.select(0, 0) == Pick::Cpu(0)));
+    ls[0].set_gone(true);
+    assert_eq!(t.pick(0, 0), Pick::Empty);
+    // A table built for its new registration picks it.
+    let t2 = Table::new(Policy::RoundRobin, 1, &ls[1], &mask_of(&[0]), G).unwrap();
+    assert_eq!(t2.pick(0, 0), Pick::Cpu(1));
+}
+
+#[test]
+fn one_build_equals_registrations_in_turn() {
+    let sets: [&[usize]; 4] = [&[0, 1], &[1], &[0, 70], &[3]];
+    let (chained, ls) = table(Policy::RoundRobin, &sets, &[0; 4]);
+    let masks: Vec<_> = sets.iter().map(|s| mask_of(s)).collect();
+    let inputs = ls.iter().zip(&masks).enumerate().map(|(h, (l, m))| Input {
+        handle: h,
+        listener: l,
+        mask: m,
+    });
+    let once = Table::from_members(Policy::RoundRobin, inputs, G).unwrap();
+    for cpu in 0..72 {
+        assert!(
+            once.cpu_handles(cpu).eq(chained.cpu_handles(cpu)),
+            "CPU {cpu}"
+        );
+    }
+    assert!(once.handles().eq(chained.handles()));
+}
+
+#[test]
 fn fallback_order_and_full() {
     // CPU 0: listener 0 (cap 1). Others elsewhere.
     let (t, ls) = table(Policy::FillFirst, &[&[0], &[1], &[2]], &[1, 1, 1]);
@@ -171,8 +231,9 @@ fn fallback_order_and_full() {
     // All full: the hash's member, whose admission then refuses.
     assert_eq!(t.select(0, u32::MAX), Pick::Full(2));
     assert!(!ls[2].admit());
-    // Passed over on its own CPU three times; CPU 3's SYN does not count.
-    assert_eq!(ls[0].info().full_skips, 3);
+    // Passed over on its own CPU for two connections; neither CPU 3's
+    // nor the SYN dropped with every member full counts.
+    assert_eq!(ls[0].info().full_skips, 2);
 }
 
 #[test]
@@ -483,6 +544,10 @@ impl Model {
                 }
             },
         };
+        // C registers the listener when it joins, then builds the table
+        // for that registration.
+        let was_gone = l.is_gone();
+        l.set_gone(false);
         let built = match &self.table {
             None => Table::new(self.policy, h, &l, &mask, G),
             Some(t) => t.with_member(h, &l, &mask, G),
@@ -492,12 +557,14 @@ impl Model {
             Err(e) => {
                 // Nothing changed; a fresh listener is simply dropped.
                 assert_eq!(e, ENOMEM);
+                if was_gone {
+                    l.set_gone(true);
+                }
                 return;
             }
         };
         // Committed: what C does once the new table is published.
         l.set_max_conns(cap);
-        l.set_gone(false);
         self.table = Some(t);
         if fresh {
             self.ls[h] = Some(ModelListener {
@@ -555,8 +622,11 @@ impl Model {
         if let (Some(c), Some(pos)) = (self.cursors.get_mut(&cpu), pos) {
             *c = pos as u32 + 1;
         }
-        for s in skipped {
-            self.ls[s].as_mut().unwrap().skips += 1;
+        // Skips count for connection requests some listener took.
+        if matches!(got, Pick::Cpu(_) | Pick::Other(_)) {
+            for s in skipped {
+                self.ls[s].as_mut().unwrap().skips += 1;
+            }
         }
         match got {
             Pick::Cpu(h) | Pick::Other(h) => {

@@ -14,12 +14,16 @@
  * sleeps, locks or allocates.
  *
  * struct reuserps_table, the match table of a reuseport group, never
- * changes once built.  reuserps_table_add() and reuserps_table_remove()
- * build a new one from the old, under the group's lock (reuseport_lock,
- * so with GFP_ATOMIC); the caller publishes it with RCU and frees the old
+ * changes once built.  reuserps_table_build() builds one from the group's
+ * members in process context (it may sleep: kvmalloc-backed, charged to
+ * the memory cgroup), outside the group's lock; the caller publishes it
+ * with RCU under the lock, after reuserps_table_carry(), and frees the old
  * one with reuserps_table_free() after a grace period.
  * reuserps_table_select() runs under rcu_read_lock() in any context: no
- * lock, no allocation.  reuserps_listener_new() may sleep.
+ * lock, no allocation, no write; reuserps_table_turn() records that a
+ * listener took a connection request (its CPU's round-robin turn and the
+ * full listeners passed over), in the same context.
+ * reuserps_listener_new() may sleep.
  */
 #ifndef _NET_REUSERPS_H
 #define _NET_REUSERPS_H
@@ -46,15 +50,30 @@ void reuserps_listener_configure(struct reuserps_listener *l, u32 max_conns,
 void reuserps_listener_info(struct reuserps_listener *l, u32 policy,
 			    struct reuserps_info *info);
 
-int reuserps_table_add(const struct reuserps_table *old, u32 policy,
-		       const struct sock *sk, struct reuserps_listener *l,
-		       const u64 *cpus, u32 mask_words,
-		       const struct reuserps_table **new);
-int reuserps_table_remove(const struct reuserps_table *old,
-			  const struct sock *sk,
-			  const struct reuserps_table **new);
+/**
+ * struct reuserps_member - a listener as input to reuserps_table_build()
+ * @sk: the listening socket, which selection returns
+ * @listener: its state; the caller holds a reference during the build
+ * @cpus: the CPUs it is registered for
+ * @mask_words: the number of 64-bit words at @cpus
+ * @seq: its place in registration order; members are passed in that order
+ */
+struct reuserps_member {
+	const struct sock		*sk;
+	struct reuserps_listener	*listener;
+	const u64			*cpus;
+	u32				mask_words;
+	u32				seq;
+};
+
+int reuserps_table_build(u32 policy, const struct reuserps_member *members,
+			 u32 n, const struct reuserps_table **new);
+void reuserps_table_carry(const struct reuserps_table *new,
+			  const struct reuserps_table *old);
 void reuserps_table_free(const struct reuserps_table *t);
 struct sock *reuserps_table_select(const struct reuserps_table *t, u32 cpu,
 				   u32 hash);
+void reuserps_table_turn(const struct reuserps_table *t, u32 cpu,
+			 const struct sock *sk);
 
 #endif /* _NET_REUSERPS_H */

@@ -40,6 +40,7 @@ use listener::{
     Room, //
 };
 use table::{
+    Input,
     Pick,
     Policy,
     Table, //
@@ -107,17 +108,16 @@ fn listener_into_raw(l: Arc<Listener>) -> *mut bindings::reuserps_listener {
 ///
 /// # Safety
 ///
-/// `t` must be NULL or come from [`reuserps_table_add`] or
-/// [`reuserps_table_remove`] and not be freed for `'a`.
+/// `t` must be NULL or come from [`reuserps_table_build`] and not be
+/// freed for `'a`.
 unsafe fn table<'a>(t: *const bindings::reuserps_table) -> Option<&'a Table> {
     // SAFETY: By the caller's contract `t` is NULL or a live `Table`.
     unsafe { t.cast::<Table>().as_ref() }
 }
 
-/// Boxes a table for C.  Tables are built under reuseport_lock (BHs off),
-/// so with `GFP_ATOMIC`.
+/// Boxes a table for C, in process context.
 fn table_into_raw(t: Table) -> Result<*const bindings::reuserps_table> {
-    Ok(KBox::into_raw(KBox::new(t, GFP_ATOMIC)?)
+    Ok(KBox::into_raw(KBox::new(t, GFP_KERNEL_ACCOUNT)?)
         .cast_const()
         .cast())
 }
@@ -269,40 +269,48 @@ pub unsafe extern "C" fn reuserps_listener_info(
     unsafe { info.write(out) };
 }
 
-/// Builds a copy of `old` (a new table if NULL) with `sk` registered.
+/// Builds a table of `n` members, in the order given (registration order).
 ///
-/// `sk` gets the CPUs of the mask and the listener `l`, keeping its place
-/// if it is a member already.  Stores the table in `*new` and returns 0,
-/// or returns `-EINVAL` (policy differs from `old`'s, bad mask) or
-/// `-ENOMEM`, leaving everything as it was.  Does not sleep.
+/// Stores it in `*new` and returns 0, or returns `-EINVAL` (unknown
+/// policy, a mask past this table's limits) or `-ENOMEM`, leaving
+/// nothing behind.  Process context, may sleep: the table is
+/// kvmalloc-backed and charged to the caller's memory cgroup.
 ///
 /// # Safety
 ///
-/// `old` is NULL or a live table; the caller holds a reference to `l`;
-/// `cpus` points to `mask_words` readable words; `new` is writable.
+/// `members` points to `n` readable members, each with a listener the
+/// caller holds a reference to and a mask of `mask_words` readable words,
+/// all unchanged during the call; `new` is writable.
 #[export]
-pub unsafe extern "C" fn reuserps_table_add(
-    old: *const bindings::reuserps_table,
+pub unsafe extern "C" fn reuserps_table_build(
     policy: u32,
-    sk: *const bindings::sock,
-    l: *mut bindings::reuserps_listener,
-    cpus: *const u64,
-    mask_words: u32,
+    members: *const bindings::reuserps_member,
+    n: u32,
     new: *mut *const bindings::reuserps_table,
 ) -> c_int {
     from_result(|| {
-        // SAFETY: The caller holds a reference to `l` for the whole call.
-        let l = Arc::from(unsafe { listener(l) });
-        // SAFETY: The caller guarantees the mask is readable.
-        let words = unsafe { mask(cpus, mask_words) };
         let policy = Policy::from_uapi(policy)?;
-        let handle = sk.expose_provenance();
-        // SAFETY: `old` is NULL or a live table, by the caller's contract.
-        let t = match unsafe { table(old) } {
-            Some(t) if t.policy() != policy => return Err(EINVAL),
-            Some(t) => t.with_member(handle, &l, words, GFP_ATOMIC)?,
-            None => Table::new(policy, handle, &l, words, GFP_ATOMIC)?,
+        let members = if n == 0 || members.is_null() {
+            &[]
+        } else {
+            // SAFETY: The caller guarantees `n` readable members.
+            unsafe { core::slice::from_raw_parts(members, n as usize) }
         };
+        // A reference of our own to each listener, for the build's inputs.
+        let mut ls = KVVec::with_capacity(members.len(), GFP_KERNEL_ACCOUNT)?;
+        for m in members {
+            // SAFETY: The caller holds a reference to `m.listener`.
+            let l = unsafe { listener(m.listener) };
+            ls.push(Arc::from(l), GFP_KERNEL_ACCOUNT)?;
+        }
+        let inputs = members.iter().zip(ls.iter()).map(|(m, l)| Input {
+            handle: m.sk.expose_provenance(),
+            listener: l,
+            // SAFETY: The caller guarantees the mask is readable and
+            // unchanged during the call.
+            mask: unsafe { mask(m.cpus, m.mask_words) },
+        });
+        let t = Table::from_members(policy, inputs, GFP_KERNEL_ACCOUNT)?;
         let t = table_into_raw(t)?;
         // SAFETY: The caller guarantees `new` is writable.
         unsafe { new.write(t) };
@@ -310,34 +318,21 @@ pub unsafe extern "C" fn reuserps_table_add(
     })
 }
 
-/// Builds a copy of `old` without `sk` and without listeners marked gone.
-///
-/// Stores it in `*new`, NULL if no member is left, and returns 0; or
-/// returns `-ENOMEM` (`-EINVAL` for a NULL `old`), leaving `old` as it
-/// was.  Does not sleep.
+/// Carries the round-robin positions of `old` over to `new`, which is
+/// about to replace it.  Allocates nothing; under reuseport_lock.
 ///
 /// # Safety
 ///
-/// `old` must be NULL or a live table, and `new` writable.
+/// `new` and `old` must be live tables.
 #[export]
-pub unsafe extern "C" fn reuserps_table_remove(
+pub unsafe extern "C" fn reuserps_table_carry(
+    new: *const bindings::reuserps_table,
     old: *const bindings::reuserps_table,
-    sk: *const bindings::sock,
-    new: *mut *const bindings::reuserps_table,
-) -> c_int {
-    from_result(|| {
-        // SAFETY: The caller guarantees `old` is NULL or a live table.
-        let old = unsafe { table(old) }.ok_or(EINVAL)?;
-        let t = old.without_member(sk.expose_provenance(), GFP_ATOMIC)?;
-        let t = if t.handles().next().is_none() {
-            core::ptr::null()
-        } else {
-            table_into_raw(t)?
-        };
-        // SAFETY: The caller guarantees `new` is writable.
-        unsafe { new.write(t) };
-        Ok(0)
-    })
+) {
+    // SAFETY: The caller guarantees both are NULL or live.
+    if let (Some(new), Some(old)) = unsafe { (table(new), table(old)) } {
+        new.carry_cursors(old);
+    }
 }
 
 /// Frees a table and drops its listener references.
@@ -347,8 +342,8 @@ pub unsafe extern "C" fn reuserps_table_remove(
 ///
 /// # Safety
 ///
-/// `t` must be NULL or come from [`reuserps_table_add`] or
-/// [`reuserps_table_remove`], and have no remaining users.
+/// `t` must be NULL or come from [`reuserps_table_build`], and have no
+/// remaining users.
 #[export]
 pub unsafe extern "C" fn reuserps_table_free(t: *const bindings::reuserps_table) {
     if !t.is_null() {
@@ -361,7 +356,9 @@ pub unsafe extern "C" fn reuserps_table_free(t: *const bindings::reuserps_table)
 ///
 /// One registered for `cpu` with room, else another member with room,
 /// else (all full) the hash's member, whose admission refuses; NULL if no
-/// member is live.  Softirq, RCU read side: no lock, no allocation.
+/// member is live.  Softirq, RCU read side: no lock, no allocation, and
+/// no write: the listener that takes the request calls
+/// [`reuserps_table_turn`].
 ///
 /// # Safety
 ///
@@ -376,10 +373,29 @@ pub unsafe extern "C" fn reuserps_table_select(
     let Some(t) = (unsafe { table(t) }) else {
         return core::ptr::null_mut();
     };
-    match t.select(cpu as usize, hash) {
+    match t.pick(cpu as usize, hash) {
         // Handles are the addresses of member sockets, exposed when added.
         Pick::Cpu(h) | Pick::Other(h) | Pick::Full(h) => core::ptr::with_exposed_provenance_mut(h),
         Pick::Empty => core::ptr::null_mut(),
+    }
+}
+
+/// Records that `sk` took a connection request picked on `cpu`: moves the
+/// CPU's round-robin turn past it and counts the full listeners passed
+/// over.  Softirq, RCU read side: no lock, no allocation.
+///
+/// # Safety
+///
+/// `t` must be a live table (RCU protected).
+#[export]
+pub unsafe extern "C" fn reuserps_table_turn(
+    t: *const bindings::reuserps_table,
+    cpu: u32,
+    sk: *const bindings::sock,
+) {
+    // SAFETY: The caller guarantees `t` is live for the whole call.
+    if let Some(t) = unsafe { table(t) } {
+        t.turn(cpu as usize, sk.expose_provenance());
     }
 }
 
@@ -446,7 +462,6 @@ mod ffi_tests {
         let mask = [1u64];
         let m = mask.as_ptr();
         let ff = bindings::REUSERPS_FILL_FIRST;
-        let rr = bindings::REUSERPS_ROUND_ROBIN;
         let (mut t1, mut t2, mut t3) = (core::ptr::null(), core::ptr::null(), core::ptr::null());
 
         // SAFETY: No requirement.
@@ -455,14 +470,19 @@ mod ffi_tests {
         let b = unsafe { reuserps_listener_new(0) };
         assert!(!a.is_null() && !b.is_null());
 
-        // SAFETY: `t1` is NULL, `a` is held, `m` has one word.
-        let err = unsafe { reuserps_table_add(t1, ff, sx, a, m, 1, &mut t1) };
+        let member = |sk, l| bindings::reuserps_member {
+            sk,
+            listener: l,
+            cpus: m,
+            mask_words: 1,
+            seq: 0,
+        };
+        let both = [member(sx, a), member(sy, b)];
+        // SAFETY: `both` has two members with held listeners and masks.
+        let err = unsafe { reuserps_table_build(ff, both.as_ptr(), 2, &mut t2) };
         assert_eq!(err, 0);
-        // SAFETY: `t1` is live, `b` is held, `m` has one word.
-        let err = unsafe { reuserps_table_add(t1, ff, sy, b, m, 1, &mut t2) };
-        assert_eq!(err, 0);
-        // SAFETY: As above, with `t2`.
-        let err = unsafe { reuserps_table_add(t2, rr, sy, b, m, 1, &mut t3) };
+        // SAFETY: `both` as above; the policy is unknown.
+        let err = unsafe { reuserps_table_build(7, both.as_ptr(), 2, &mut t3) };
         assert_eq!(err, EINVAL.to_errno());
         assert!(t3.is_null());
 
@@ -479,6 +499,11 @@ mod ffi_tests {
         assert!(!unsafe { reuserps_listener_admit(a) });
         // SAFETY: `t2` is live.
         assert!(unsafe { reuserps_table_select(t2, 0, 0) }.cast_const() == sy);
+        // Only a request taken counts a full skip: `a`, passed over.
+        // SAFETY: `a` is held.
+        assert_eq!(unsafe { listener(a) }.info().full_skips, 0);
+        // SAFETY: `t2` is live.
+        unsafe { reuserps_table_turn(t2, 0, sy) };
         // A CPU without listeners: the member with room.
         // SAFETY: `t2` is live.
         assert!(unsafe { reuserps_table_select(t2, 5, 0) }.cast_const() == sy);
@@ -495,9 +520,14 @@ mod ffi_tests {
         assert_eq!(info.full_skips, 1);
 
         // A connection outlives its listener's place in the table.
-        // SAFETY: `t2` is live.
-        assert_eq!(unsafe { reuserps_table_remove(t2, sx, &mut t3) }, 0);
-        assert!(!t3.is_null());
+        let one = &both[1..];
+        // SAFETY: `one` has one member, `b`, held.
+        let err = unsafe { reuserps_table_build(ff, one.as_ptr(), 1, &mut t1) };
+        assert_eq!(err, 0);
+        // SAFETY: Both are live.
+        unsafe { reuserps_table_carry(t1, t2) };
+        // SAFETY: `t1` is live.
+        assert!(unsafe { reuserps_table_select(t1, 0, 0) }.cast_const() == sy);
         // SAFETY: Neither is used again.
         unsafe {
             reuserps_table_free(t1);
@@ -507,12 +537,6 @@ mod ffi_tests {
         assert!(unsafe { reuserps_listener_release(a) });
         // SAFETY: `a` is held.
         assert!(!unsafe { reuserps_listener_release(a) });
-
-        // SAFETY: `t3` is live.
-        assert_eq!(unsafe { reuserps_table_remove(t3, sy, &mut t1) }, 0);
-        assert!(t1.is_null());
-        // SAFETY: `t3` is not used again.
-        unsafe { reuserps_table_free(t3) };
 
         // A second reference keeps the state alive after the first.
         // SAFETY: `a` is held.

@@ -2,24 +2,38 @@
 /*
  * SO_REUSERPS in a reuseport group: registration and selection.
  *
- * A listener registers in its group's match table when it enters the
- * group's listening section and leaves it when it leaves that section
- * (close, shutdown, migration), under reuseport_lock, which is why tables
- * are built with GFP_ATOMIC, as reuseport_alloc() allocates the group.
- * The table is published with RCU in reuse->reuserps; reuseport's lookup
- * reads it under rcu_read_lock() and asks the Rust core for the listener
- * of the current CPU.
+ * A group with SO_REUSERPS has a struct reuserps_group, created when its
+ * first listener joins.  Joining and leaving the group's listening section
+ * (listen, close, shutdown, migration) happen under reuseport_lock with
+ * BHs off and allocate nothing more there: they bump the group's
+ * generation, and a listener that leaves ends its registration, which
+ * every table built for it then skips, even once the listener registers
+ * again in this or another group.
+ *
+ * The match table is built in process context, outside reuseport_lock,
+ * by listen() and by SO_REUSERPS on a listener (reuserps_group_sync() and
+ * _update()), from a snapshot of the members in registration order taken
+ * under the lock; it is kvmalloc-backed and charged to the caller's
+ * memory cgroup.  Builders of one group take turns on its build_lock and
+ * publish with RCU under reuseport_lock.  A member that joined meanwhile
+ * is in the next build, by its own listen(); one that left is skipped,
+ * and left out of the next build.  Until its listen() publishes a table
+ * naming it, a new member gets no connections from the table; if that
+ * build fails, the group falls back to the flow hash over all its members
+ * until the next build succeeds.
  *
  * The first listener fixes the group's mode: with SO_REUSERPS and its
  * policy, or without.  bind() refuses a socket whose mode or policy
  * differs from a socket it would share the port with (-EADDRINUSE).
- * A member that sets SO_REUSERPS again gets a new table in which it
- * keeps its place: reuserps_group_update().
+ * Listeners are kept in registration order, which fill first follows; a
+ * member that sets SO_REUSERPS again keeps its place.
  */
 
+#include <linux/mutex.h>
 #include <linux/rcupdate.h>
 #include <linux/slab.h>
 #include <linux/smp.h>
+#include <linux/sort.h>
 #include <linux/tcp.h>
 #include <net/inet_sock.h>
 #include <net/reuserps.h>
@@ -30,22 +44,45 @@
 #include "sock_reuserps.h"
 
 /**
- * struct reuserps_group - a group's match table, as published with RCU
+ * struct reuserps_tab - a match table as published with RCU
  * @rcu: frees the table once no reader can see it
  * @table: the table (Rust), never changed once published
  */
-struct reuserps_group {
+struct reuserps_tab {
 	struct rcu_head			rcu;
 	const struct reuserps_table	*table;
 };
 
-static void reuserps_group_free_rcu(struct rcu_head *head)
-{
-	struct reuserps_group *g = container_of(head, struct reuserps_group,
-						rcu);
+/**
+ * struct reuserps_group - the SO_REUSERPS state of a reuseport group
+ * @tab: the current match table; NULL until the first one is built, or
+ *	while the group falls back to the flow hash
+ * @build_lock: builders of the group's tables take turns
+ * @policy: the group's policy, fixed by its first listener
+ * @gen: bumped by every change of the members, under reuseport_lock
+ * @built: the @gen that @tab reflects, under reuseport_lock
+ * @seq: the last place handed out in registration order
+ */
+struct reuserps_group {
+	struct reuserps_tab __rcu	*tab;
+	struct mutex			build_lock;
+	u32				policy;
+	u32				gen;
+	u32				built;
+	u32				seq;
+};
 
-	reuserps_table_free(g->table);
-	kfree(g);
+static void reuserps_tab_free(struct reuserps_tab *t)
+{
+	if (t) {
+		reuserps_table_free(t->table);
+		kfree(t);
+	}
+}
+
+static void reuserps_tab_free_rcu(struct rcu_head *head)
+{
+	reuserps_tab_free(container_of(head, struct reuserps_tab, rcu));
 }
 
 static struct reuserps_group *reuserps_group_get(struct sock_reuseport *reuse)
@@ -54,8 +91,11 @@ static struct reuserps_group *reuserps_group_get(struct sock_reuseport *reuse)
 					 lockdep_is_held(&reuseport_lock));
 }
 
-/* A member's request changes only under reuseport_lock (and its socket
- * lock): reuserps_group_update().  Groups of other protocols have none.
+/* A listening member's request changes only under reuseport_lock (and its
+ * socket lock): reuserps_group_update().  A socket that is not listening
+ * is in a group only alone, made by SO_ATTACH_REUSEPORT_*BPF before
+ * bind(), and read here only by its own listen(), under its socket lock.
+ * Groups of other protocols have none.
  */
 static struct reuserps_sock *reuserps_member_req(const struct sock *sk)
 {
@@ -65,90 +105,334 @@ static struct reuserps_sock *reuserps_member_req(const struct sock *sk)
 					 lockdep_is_held(&reuseport_lock));
 }
 
-/* Publishes @table (NULL: none) in place of the group's current one. */
-static void reuserps_group_set(struct sock_reuseport *reuse,
-			       struct reuserps_group *g)
+/* @sk, with request @rs, enters the group's listening section. */
+static void reuserps_group_enter(struct reuserps_group *g, struct sock *sk,
+				 struct reuserps_sock *rs)
 {
-	struct reuserps_group *old = reuserps_group_get(reuse);
+	rs->seq = ++g->seq;
+	g->gen++;
+	reuserps_listener_configure(rs->listener, rs->max_conns, false);
+}
 
-	rcu_assign_pointer(reuse->reuserps, g);
-	if (old)
-		call_rcu(&old->rcu, reuserps_group_free_rcu);
+/* A group for @rs's policy; small and fixed, as reuseport_alloc()'s own. */
+static struct reuserps_group *reuserps_group_new(struct reuserps_sock *rs)
+{
+	struct reuserps_group *g = kzalloc_obj(*g, GFP_ATOMIC);
+
+	if (g) {
+		mutex_init(&g->build_lock);
+		g->policy = rs->policy;
+	}
+	return g;
 }
 
 /**
- * reuserps_group_add - register @sk in the match table of @reuse
- * @reuse: the group @sk is about to join the listening section of
+ * reuserps_group_add - @sk joins the listening section of @reuse
+ * @reuse: the group
  * @sk: the socket
  *
  * Called under reuseport_lock before @sk is added, so that a failure
  * leaves the group as it was.  A socket without SO_REUSERPS may join only
- * a group without a table, and the other way round.
+ * a group without SO_REUSERPS, and the other way round.  @sk is steered
+ * from the next reuserps_group_sync() on.
  *
  * Return: 0, -EADDRINUSE if @sk's mode or policy is not the group's, or
  * -ENOMEM.
  */
 int reuserps_group_add(struct sock_reuseport *reuse, struct sock *sk)
 {
-	struct reuserps_group *old = reuserps_group_get(reuse);
+	struct reuserps_group *g = reuserps_group_get(reuse);
 	struct reuserps_sock *rs = reuserps_member_req(sk);
-	const struct reuserps_table *table;
-	struct reuserps_group *g;
-	int err;
 
 	if (!rs)
-		return old ? -EADDRINUSE : 0;
-	if (!old && reuse->num_socks)
+		return g ? -EADDRINUSE : 0;
+	if (!g) {
+		if (reuse->num_socks)
+			return -EADDRINUSE;
+		g = reuserps_group_new(rs);
+		if (!g)
+			return -ENOMEM;
+		rcu_assign_pointer(reuse->reuserps, g);
+	} else if (g->policy != rs->policy) {
 		return -EADDRINUSE;
-
-	g = kmalloc_obj(*g, GFP_ATOMIC);
-	if (!g)
-		return -ENOMEM;
-	err = reuserps_table_add(old ? old->table : NULL, rs->policy, sk,
-				 rs->listener, rs->cpus, rs->mask_words,
-				 &table);
-	if (err) {
-		kfree(g);
-		/* The only bad input left is a policy not the group's. */
-		return err == -EINVAL ? -EADDRINUSE : err;
 	}
-	g->table = table;
-	reuserps_listener_configure(rs->listener, rs->max_conns, false);
-	reuserps_group_set(reuse, g);
+	reuserps_group_enter(g, sk, rs);
 	return 0;
 }
 
 /**
- * reuserps_group_del - unregister @sk from the match table of @reuse
- * @reuse: the group @sk leaves the listening section of
+ * reuserps_group_rejoin - @sk, alone in @reuse, listens
+ * @reuse: the group made for @sk before it was bound (by
+ *	SO_ATTACH_REUSEPORT_CBPF or _EBPF, or a racing setsockopt())
  * @sk: the socket
  *
- * Called under reuseport_lock; cannot fail.  Without memory for the new
- * table, the old one stays and selection skips @sk from now on.
+ * The group was made with @sk's request of that time, which may since
+ * have been set or changed: give the group @sk's mode now.  Called under
+ * reuseport_lock.
+ *
+ * Return: 0 or -ENOMEM, leaving the group as it was.
+ */
+int reuserps_group_rejoin(struct sock_reuseport *reuse, struct sock *sk)
+{
+	struct reuserps_group *g = reuserps_group_get(reuse);
+	struct reuserps_sock *rs = reuserps_member_req(sk);
+
+	/* A request cannot be withdrawn: without one, nothing to give. */
+	if (reuse->num_socks != 1 || reuse->socks[0] != sk || !rs)
+		return 0;
+	if (!g) {
+		g = reuserps_group_new(rs);
+		if (!g)
+			return -ENOMEM;
+		rcu_assign_pointer(reuse->reuserps, g);
+	}
+	g->policy = rs->policy;
+	reuserps_group_enter(g, sk, rs);
+	return 0;
+}
+
+/**
+ * reuserps_group_del - @sk leaves the listening section of @reuse
+ * @reuse: the group
+ * @sk: the socket
+ *
+ * Called under reuseport_lock; cannot fail.  Its registration ends:
+ * selection skips @sk from now on, and the next table leaves it out.
  */
 void reuserps_group_del(struct sock_reuseport *reuse, struct sock *sk)
 {
-	struct reuserps_group *old = reuserps_group_get(reuse);
+	struct reuserps_group *g = reuserps_group_get(reuse);
 	struct reuserps_sock *rs = reuserps_member_req(sk);
-	const struct reuserps_table *table;
-	struct reuserps_group *g = NULL;
 
-	if (!old || !rs)
+	if (!g || !rs)
 		return;
-
-	/* Readers of the current table stop picking @sk at once. */
 	reuserps_listener_configure(rs->listener, rs->max_conns, true);
-	if (reuserps_table_remove(old->table, sk, &table))
-		return;
-	if (table) {
-		g = kmalloc_obj(*g, GFP_ATOMIC);
-		if (!g) {
-			reuserps_table_free(table);
-			return;
-		}
-		g->table = table;
+	g->gen++;
+}
+
+/* What a table is built from: the members, and their masks' words. */
+struct reuserps_snap {
+	struct reuserps_member	*m;
+	u64			*words;
+	u32			n;
+	u32			nwords;
+};
+
+static void reuserps_snap_free(struct reuserps_snap *snap)
+{
+	kvfree(snap->m);
+	kvfree(snap->words);
+	snap->m = NULL;
+	snap->words = NULL;
+}
+
+static void reuserps_snap_put(struct reuserps_snap *snap, u32 n)
+{
+	while (n--)
+		reuserps_listener_put(snap->m[n].listener);
+}
+
+static int reuserps_member_cmp(const void *a, const void *b)
+{
+	const struct reuserps_member *x = a, *y = b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The listening members of @reuse, @sk with @rs if not NULL, under
+ * reuseport_lock.  Return: the number taken, or -E2BIG (with the sizes
+ * needed in @snap->n and @snap->nwords) if @snap is too small.
+ */
+static int reuserps_snap_take(struct reuserps_snap *snap,
+			      struct sock_reuseport *reuse, struct sock *sk,
+			      struct reuserps_sock *rs)
+{
+	u32 i, n = 0, words = 0;
+
+	for (i = 0; i < reuse->num_socks; i++) {
+		struct sock *s = reuse->socks[i];
+		struct reuserps_sock *r = reuserps_member_req(s);
+
+		if (!r)
+			continue;
+		words += (s == sk && rs ? rs : r)->mask_words;
+		n++;
 	}
-	reuserps_group_set(reuse, g);
+	if (n > snap->n || words > snap->nwords) {
+		snap->n = n;
+		snap->nwords = words;
+		return -E2BIG;
+	}
+
+	for (i = 0, n = 0, words = 0; i < reuse->num_socks; i++) {
+		struct sock *s = reuse->socks[i];
+		struct reuserps_sock *r = reuserps_member_req(s);
+		struct reuserps_member *m = &snap->m[n];
+
+		if (!r)
+			continue;
+		m->seq = r->seq;
+		if (s == sk && rs)
+			r = rs;
+		m->sk = s;
+		m->listener = reuserps_listener_get(r->listener);
+		m->mask_words = r->mask_words;
+		m->cpus = &snap->words[words];
+		memcpy(&snap->words[words], r->cpus,
+		       array_size(r->mask_words, sizeof(r->cpus[0])));
+		words += r->mask_words;
+		n++;
+	}
+	return n;
+}
+
+/* The group of @sk, a member whose socket lock is held: it stays the
+ * group's member, and the group stays, until the lock is released.
+ */
+static struct reuserps_group *reuserps_group_of(struct sock *sk)
+{
+	struct sock_reuseport *reuse;
+	struct reuserps_group *g;
+
+	spin_lock_bh(&reuseport_lock);
+	reuse = rcu_dereference_protected(sk->sk_reuseport_cb,
+					  lockdep_is_held(&reuseport_lock));
+	g = reuse ? reuserps_group_get(reuse) : NULL;
+	spin_unlock_bh(&reuseport_lock);
+	return g;
+}
+
+/* Room for the members of @sk's group, as many as it has now. */
+static int reuserps_snap_alloc(struct reuserps_snap *snap, u32 n, u32 words)
+{
+	reuserps_snap_free(snap);
+	snap->n = n;
+	snap->nwords = words;
+	snap->m = kvmalloc_array(n ?: 1, sizeof(*snap->m), GFP_KERNEL_ACCOUNT);
+	snap->words = kvmalloc_array(words ?: 1, sizeof(u64),
+				     GFP_KERNEL_ACCOUNT);
+	return snap->m && snap->words ? 0 : -ENOMEM;
+}
+
+/* Builds the table of @sk's group with GFP_KERNEL outside reuseport_lock
+ * and publishes it under the lock.  With @rs, publishes it as @sk's
+ * request with the table.  Builders take turns on the group's build_lock,
+ * so that an older snapshot never replaces a newer one.
+ */
+static int reuserps_group_build(struct sock *sk, struct reuserps_sock *rs)
+{
+	struct reuserps_snap snap = {};
+	const struct reuserps_table *table;
+	struct reuserps_tab *t, *old = NULL;
+	struct sock_reuseport *reuse;
+	struct reuserps_group *g;
+	u32 gen, policy, words;
+	int n, err;
+
+	might_sleep();
+	sock_owned_by_me(sk);
+	g = reuserps_group_of(sk);
+	if (!g)
+		return rs ? -EINVAL : 0;
+	/* -EINVAL for a policy not the group's, as for a bad request. */
+	if (rs && rs->policy != g->policy)
+		return -EINVAL;
+
+	mutex_lock(&g->build_lock);
+	t = kmalloc_obj(*t, GFP_KERNEL_ACCOUNT);
+	words = reuserps_max_mask_words(nr_cpu_ids);
+	rcu_read_lock();
+	reuse = rcu_dereference(sk->sk_reuseport_cb);
+	n = reuse ? READ_ONCE(reuse->num_socks) : 0;
+	rcu_read_unlock();
+	err = reuserps_snap_alloc(&snap, n, n * words);
+	if (err || !t) {
+		err = -ENOMEM;
+		goto fail;
+	}
+again:
+	spin_lock_bh(&reuseport_lock);
+	reuse = rcu_dereference_protected(sk->sk_reuseport_cb,
+					  lockdep_is_held(&reuseport_lock));
+	err = 0;
+	if (!rs && g->built == g->gen)
+		goto unlock;
+	n = reuserps_snap_take(&snap, reuse, sk, rs);
+	if (n == -E2BIG) {
+		spin_unlock_bh(&reuseport_lock);
+		err = reuserps_snap_alloc(&snap, snap.n, snap.nwords);
+		if (err)
+			goto fail;
+		goto again;
+	}
+	gen = g->gen;
+	policy = g->policy;
+	spin_unlock_bh(&reuseport_lock);
+
+	sort(snap.m, n, sizeof(*snap.m), reuserps_member_cmp, NULL);
+	err = reuserps_table_build(policy, snap.m, n, &table);
+	reuserps_snap_put(&snap, n);
+	if (err)
+		goto fail;
+
+	spin_lock_bh(&reuseport_lock);
+	t->table = table;
+	old = rcu_dereference_protected(g->tab,
+					lockdep_is_held(&reuseport_lock));
+	if (old)
+		reuserps_table_carry(table, old->table);
+	/* Members that joined since the snapshot are in the next build, by
+	 * their own listen(); those that left are skipped until then.
+	 */
+	g->built = gen;
+	if (rs) {
+		rs->seq = reuserps_member_req(sk)->seq;
+		reuserps_listener_configure(rs->listener, rs->max_conns,
+					    false);
+		/* Admission may read the request at any time: publish it
+		 * whole.
+		 */
+		rcu_assign_pointer(tcp_sk(sk)->reuserps, rs);
+		if (g->gen++ == gen)
+			g->built = g->gen;
+	}
+	rcu_assign_pointer(g->tab, t);
+	t = NULL;
+unlock:
+	spin_unlock_bh(&reuseport_lock);
+	mutex_unlock(&g->build_lock);
+	if (old)
+		call_rcu(&old->rcu, reuserps_tab_free_rcu);
+out:
+	reuserps_snap_free(&snap);
+	kfree(t);
+	return err;
+fail:
+	if (!rs) {
+		/* The table no longer names every member: the flow hash does,
+		 * until a build succeeds.
+		 */
+		spin_lock_bh(&reuseport_lock);
+		old = rcu_dereference_protected(g->tab,
+						lockdep_is_held(&reuseport_lock));
+		RCU_INIT_POINTER(g->tab, NULL);
+		goto unlock;
+	}
+	mutex_unlock(&g->build_lock);
+	goto out;
+}
+
+/**
+ * reuserps_group_sync - bring the match table of @sk's group up to date
+ * @sk: a listening member, locked
+ *
+ * Called by listen(), in process context, once @sk has joined.  Without
+ * memory for the table, the group falls back to the flow hash over all
+ * its members until a later build succeeds: listen() still succeeds.
+ */
+void reuserps_group_sync(struct sock *sk)
+{
+	reuserps_group_build(sk, NULL);
 }
 
 /**
@@ -159,66 +443,49 @@ void reuserps_group_del(struct sock_reuseport *reuse, struct sock *sk)
  * The member keeps its place in registration order, its counts and its
  * accept queue; from the new table on, it is picked for the CPUs of
  * @rs, under @rs's cap.  Connections it holds above a lowered cap stay.
+ * Process context.
  *
  * Return: 0 with @rs in tcp_sk(sk)->reuserps (the caller frees the old one
  * after a grace period), -EINVAL if @rs's policy is not the group's or
- * @sk is in no group, or -ENOMEM; on error nothing changed.
+ * @sk is in no SO_REUSERPS group, or -ENOMEM; on error nothing changed.
  */
 int reuserps_group_update(struct sock *sk, struct reuserps_sock *rs)
 {
-	const struct reuserps_table *table;
-	struct reuserps_group *g, *old;
-	struct sock_reuseport *reuse;
-	int err = -EINVAL;
-
-	g = kmalloc_obj(*g);
-	if (!g)
-		return -ENOMEM;
-
-	spin_lock_bh(&reuseport_lock);
-	reuse = rcu_dereference_protected(sk->sk_reuseport_cb,
-					  lockdep_is_held(&reuseport_lock));
-	old = reuse ? reuserps_group_get(reuse) : NULL;
-	if (!old)
-		goto unlock;
-	/* -EINVAL for a policy not the group's, as for a bad request. */
-	err = reuserps_table_add(old->table, rs->policy, sk, rs->listener,
-				 rs->cpus, rs->mask_words, &table);
-	if (err)
-		goto unlock;
-	g->table = table;
-	reuserps_listener_configure(rs->listener, rs->max_conns, false);
-	/* Admission may read the request at any time: publish it whole. */
-	rcu_assign_pointer(tcp_sk(sk)->reuserps, rs);
-	reuserps_group_set(reuse, g);
-	g = NULL;
-unlock:
-	spin_unlock_bh(&reuseport_lock);
-	kfree(g);
-	return err;
+	return reuserps_group_build(sk, rs);
 }
 
-/* The group is going away: no reader can see it any more. */
+/* The group is going away: no reader can see it any more, and no builder
+ * holds it (each holds a member, which keeps the group).
+ */
 void reuserps_group_free(struct sock_reuseport *reuse)
 {
 	struct reuserps_group *g;
 
 	g = rcu_dereference_protected(reuse->reuserps, 1);
 	if (g) {
-		reuserps_table_free(g->table);
+		reuserps_tab_free(rcu_dereference_protected(g->tab, 1));
+		mutex_destroy(&g->build_lock);
 		kfree(g);
 	}
+}
+
+/* The table of @reuse, under rcu_read_lock(); NULL if it has none yet. */
+static const struct reuserps_table *
+reuserps_table_of(struct sock_reuseport *reuse)
+{
+	struct reuserps_group *g = rcu_dereference(reuse->reuserps);
+	struct reuserps_tab *t = g ? rcu_dereference(g->tab) : NULL;
+
+	return t ? t->table : NULL;
 }
 
 /* The listener for a connection on @cpu; NULL if the group has no table. */
 static struct sock *reuserps_select_cpu(struct sock_reuseport *reuse, int cpu,
 					u32 hash)
 {
-	struct reuserps_group *g = rcu_dereference(reuse->reuserps);
+	const struct reuserps_table *t = reuserps_table_of(reuse);
 
-	if (!g)
-		return NULL;
-	return reuserps_table_select(g->table, cpu, hash);
+	return t ? reuserps_table_select(t, cpu, hash) : NULL;
 }
 
 /**
@@ -231,6 +498,28 @@ static struct sock *reuserps_select_cpu(struct sock_reuseport *reuse, int cpu,
 struct sock *reuserps_select(struct sock_reuseport *reuse, u32 hash)
 {
 	return reuserps_select_cpu(reuse, raw_smp_processor_id(), hash);
+}
+
+/**
+ * __reuserps_turn - the listener @sk takes a connection request
+ * @sk: a listener with SO_REUSERPS, answering a SYN on this CPU
+ *
+ * Moves this CPU's round-robin turn past @sk and counts the full
+ * listeners passed over, in the table the SYN's lookup used (or its
+ * successor).  Not when a program selects for the group.  Softirq.
+ */
+void __reuserps_turn(const struct sock *sk)
+{
+	const struct reuserps_table *t = NULL;
+	struct sock_reuseport *reuse;
+
+	rcu_read_lock();
+	reuse = rcu_dereference(sk->sk_reuseport_cb);
+	if (reuse && !rcu_access_pointer(reuse->prog))
+		t = reuserps_table_of(reuse);
+	if (t)
+		reuserps_table_turn(t, raw_smp_processor_id(), sk);
+	rcu_read_unlock();
 }
 
 /**

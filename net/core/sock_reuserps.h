@@ -14,6 +14,8 @@ struct reuserps_listener;
  * @listener: the listener's cap and connection counts (one reference)
  * @policy: REUSERPS_ROUND_ROBIN or REUSERPS_FILL_FIRST
  * @max_conns: cap on active connections, 0 for none
+ * @seq: the listener's place in its group's registration order, set
+ *	under reuseport_lock when it joins and kept by a new request
  * @mask_words: number of words in @cpus
  * @cpus: CPU mask, checked against nr_cpu_ids
  *
@@ -28,6 +30,7 @@ struct reuserps_sock {
 	struct reuserps_listener	*listener;
 	u32				policy;
 	u32				max_conns;
+	u32				seq;
 	u32				mask_words;
 	u64				cpus[] __counted_by(mask_words);
 };

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `kernel::alloc` on the host: `KBox` and `KVec` over std, fallible, with
+//! `kernel::alloc` on the host: `KBox` and `KVec` (and `KVVec`) over std, fallible, with
 //! allocation flags, plus the test hooks [`fail_after`] and [`live`].
 
 use core::ops::{Deref, DerefMut};
@@ -17,6 +17,8 @@ pub mod flags {
     pub const GFP_KERNEL: Flags = Flags(1);
     /// Must not sleep.
     pub const GFP_ATOMIC: Flags = Flags(2);
+    /// May sleep; charged to the caller's memory cgroup.
+    pub const GFP_KERNEL_ACCOUNT: Flags = Flags(3);
 }
 
 /// An allocation failed.
@@ -106,6 +108,9 @@ impl<T> DerefMut for KBox<T> {
         &mut self.0
     }
 }
+
+/// `KVVec<T>`: kvmalloc-backed in the kernel; the same vector here.
+pub type KVVec<T> = KVec<T>;
 
 /// `KVec<T>`: a vector whose every growth is a fallible allocation.
 pub struct KVec<T>(Vec<T>);

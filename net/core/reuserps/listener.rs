@@ -49,8 +49,12 @@ pub(crate) struct Listener {
     active: Atomic<u32>,
     total: Atomic<u64>,
     full_skips: Atomic<u64>,
-    /// Unregistered: tables that still name it must not pick it.
-    gone: Atomic<bool>,
+    /// Its registration: even while registered in a group, odd once it
+    /// left; each new registration takes the next even value.  A table
+    /// names it with the value of the registration it was built for, so
+    /// that a table of a group it left never picks it again, even once
+    /// it is registered in another group.
+    reg: Atomic<u32>,
 }
 
 /// Whether a listener can take a connection, for selection.
@@ -95,7 +99,7 @@ impl Listener {
             active: Atomic::new(0),
             total: Atomic::new(0),
             full_skips: Atomic::new(0),
-            gone: Atomic::new(false),
+            reg: Atomic::new(0),
         };
         Ok(Arc::new(l, flags)?)
     }
@@ -105,7 +109,13 @@ impl Listener {
     /// Only a hint, for selection and for a SYN: [`Listener::admit`],
     /// when the handshake completes, decides.
     pub(crate) fn room(&self) -> Room {
-        if self.gone.load(Relaxed) {
+        self.room_in(self.registration())
+    }
+
+    /// As [`Listener::room`], for a table built for registration `reg`:
+    /// `Gone` unless the listener is still in that registration.
+    pub(crate) fn room_in(&self, reg: u32) -> Room {
+        if self.reg.load(Relaxed) != reg || reg & 1 != 0 {
             return Room::Gone;
         }
         let max = self.max_conns.load(Relaxed);
@@ -116,9 +126,14 @@ impl Listener {
         }
     }
 
+    /// Its current registration, for a table being built.
+    pub(crate) fn registration(&self) -> u32 {
+        self.reg.load(Relaxed)
+    }
+
     /// Whether the listener was unregistered.
     pub(crate) fn is_gone(&self) -> bool {
-        self.gone.load(Relaxed)
+        self.reg.load(Relaxed) & 1 != 0
     }
 
     /// Counts a new connection if the cap allows it.
@@ -160,9 +175,15 @@ impl Listener {
         self.max_conns.store(max_conns, Relaxed);
     }
 
-    /// Marks the listener unregistered, or registered again.
+    /// Marks the listener unregistered, or registered again (a new
+    /// registration, which no older table names).
+    ///
+    /// Callers serialise this (C: under reuseport_lock).
     pub(crate) fn set_gone(&self, gone: bool) {
-        self.gone.store(gone, Relaxed);
+        let r = self.reg.load(Relaxed);
+        if gone == (r & 1 == 0) {
+            self.reg.store(r.wrapping_add(1), Relaxed);
+        }
     }
 
     /// A snapshot of the counters (each read atomically on its own).

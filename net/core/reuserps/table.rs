@@ -2,9 +2,10 @@
 
 //! The match table of a SO_REUSERPS group: which listeners serve which CPU.
 //!
-//! A table never changes once built.  Registering, changing or removing a
-//! listener builds a new table from the old one, in process context under
-//! the group's lock, and the caller publishes it with RCU.  Selection runs
+//! A table never changes once built.  C builds a new one from the group's
+//! members whenever they change, in process context outside the group's
+//! lock (kvmalloc-backed, charged to the memory cgroup), and publishes it
+//! with RCU if the group has not changed meanwhile.  Selection runs
 //! in softirq on whatever table it finds: it indexes the entry of the
 //! current CPU, reads the listeners' counters and bumps a round-robin
 //! cursor; it takes no lock, allocates nothing and cannot panic.
@@ -22,7 +23,7 @@ use crate::listener::{
 use kernel::{
     alloc::{
         Flags,
-        KVec, //
+        KVVec, //
     },
     error::{
         code::EINVAL,
@@ -132,6 +133,8 @@ impl Pick {
 struct Member {
     handle: usize,
     listener: Arc<Listener>,
+    /// The listener's registration this table was built for.
+    reg: u32,
     mask_first: usize,
     mask_len: usize,
 }
@@ -156,10 +159,13 @@ struct Cursor(Atomic<u32>);
 
 /// One member as input to [`Table::build`].
 #[derive(Clone, Copy)]
-struct Input<'a> {
-    handle: usize,
-    listener: &'a Arc<Listener>,
-    mask: &'a [u64],
+pub(crate) struct Input<'a> {
+    /// What selection returns for this member (the socket's address).
+    pub(crate) handle: usize,
+    /// Its state: caps and counts.
+    pub(crate) listener: &'a Arc<Listener>,
+    /// Its CPUs; must have passed [`check_mask`].
+    pub(crate) mask: &'a [u64],
 }
 
 /// An immutable match table.
@@ -171,17 +177,49 @@ struct Input<'a> {
 /// is below `cursors.len()`; `members.len()` fits in a `u32`.
 pub(crate) struct Table {
     policy: Policy,
-    members: KVec<Member>,
-    masks: KVec<u64>,
-    cpus: KVec<CpuEntry>,
-    slots: KVec<u32>,
-    cursors: KVec<Cursor>,
+    members: KVVec<Member>,
+    masks: KVVec<u64>,
+    cpus: KVVec<CpuEntry>,
+    slots: KVVec<u32>,
+    cursors: KVVec<Cursor>,
 }
 
 impl Table {
+    /// Builds a table of `inputs`, in that order (registration order).
+    ///
+    /// May sleep with `GFP_KERNEL` flags; every allocation happens before
+    /// anything is shared, so a failure leaves nothing behind.
+    pub(crate) fn from_members<'a>(
+        policy: Policy,
+        inputs: impl Iterator<Item = Input<'a>> + Clone,
+        flags: Flags,
+    ) -> Result<Self> {
+        Self::build(policy, inputs, flags)
+    }
+
+    /// Carries the round-robin cursors of `old` over to this new table, so
+    /// that a change elsewhere does not restart a CPU's rotation.
+    ///
+    /// Allocates nothing: done when the table replaces `old`.
+    pub(crate) fn carry_cursors(&self, old: &Table) {
+        for (cpu, e) in self.cpus.iter().enumerate() {
+            let Some(c) = self.cursors.get(e.cursor as usize) else {
+                continue;
+            };
+            let from = old
+                .cpus
+                .get(cpu)
+                .and_then(|o| old.cursors.get(o.cursor as usize));
+            if let Some(o) = from {
+                c.0.store(o.0.load(Relaxed), Relaxed);
+            }
+        }
+    }
+
     /// Builds a table with one listener.
     ///
     /// `mask` must have passed [`check_mask`].
+    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
     pub(crate) fn new(
         policy: Policy,
         handle: usize,
@@ -194,7 +232,7 @@ impl Table {
             listener,
             mask,
         }];
-        Self::build(policy, one.iter().copied(), None, flags)
+        Self::build(policy, one.iter().copied(), flags)
     }
 
     /// Builds a copy of this table where `handle` has `listener` and `mask`.
@@ -202,6 +240,7 @@ impl Table {
     /// The member keeps its place if registered, else comes last.  `mask`
     /// must have passed [`check_mask`].  Unregistered listeners are left
     /// out.
+    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
     pub(crate) fn with_member(
         &self,
         handle: usize,
@@ -229,26 +268,34 @@ impl Table {
                 }
             });
         let added = core::iter::once(new).filter(move |_| !present);
-        Self::build(self.policy, kept.chain(added), Some(self), flags)
+        let t = Self::build(self.policy, kept.chain(added), flags)?;
+        t.carry_cursors(self);
+        Ok(t)
     }
 
     /// Builds a copy of this table without `handle` nor unregistered listeners.
+    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
     pub(crate) fn without_member(&self, handle: usize, flags: Flags) -> Result<Self> {
         let kept = self.inputs().filter(move |i| i.handle != handle);
-        Self::build(self.policy, kept, Some(self), flags)
+        let t = Self::build(self.policy, kept, flags)?;
+        t.carry_cursors(self);
+        Ok(t)
     }
 
     /// The group's policy.
+    #[cfg(test)]
     pub(crate) fn policy(&self) -> Policy {
         self.policy
     }
 
     /// Whether `handle` is a member (registered or not yet dropped).
+    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
     pub(crate) fn contains(&self, handle: usize) -> bool {
         self.members.iter().any(|m| m.handle == handle)
     }
 
     /// The members' handles, in registration order.
+    #[cfg(test)]
     pub(crate) fn handles(&self) -> impl Iterator<Item = usize> + '_ {
         self.members.iter().map(|m| m.handle)
     }
@@ -272,47 +319,61 @@ impl Table {
     /// Picks the listener for a connection whose SYN is processed on `cpu`.
     ///
     /// `hash` is the flow hash reuseport would use.  Order: the CPU's
-    /// listeners by policy, skipping full ones (counted in their
-    /// `full_skips`); then any member with room, starting where reuseport's
-    /// hash points (a scan of the group, only when the CPU's listeners are
-    /// all full or absent); then, all full, that hash's member.
-    pub(crate) fn select(&self, cpu: usize, hash: u32) -> Pick {
-        match self.select_cpu(cpu) {
+    /// listeners by policy, skipping full ones; then any member with room,
+    /// starting where reuseport's hash points (a scan of the group, only
+    /// when the CPU's listeners are all full or absent); then, all full,
+    /// that hash's member.
+    ///
+    /// Writes nothing: a lookup is not a connection (an ACK of a SYN
+    /// cookie, netfilter's socket match, a SYN dropped later all look
+    /// listeners up).  The listener that takes a connection request calls
+    /// [`Table::turn`].
+    pub(crate) fn pick(&self, cpu: usize, hash: u32) -> Pick {
+        match self.pick_cpu(cpu) {
             Some(handle) => Pick::Cpu(handle),
             None => self.fallback(hash),
         }
     }
 
-    fn select_cpu(&self, cpu: usize) -> Option<usize> {
-        // One entry read; a round-robin cursor exists only for a CPU
-        // with two listeners or more in a round-robin table.
+    /// A connection request picked by [`Table::pick`] and taken by
+    /// `handle`: for tests, which model the kernel's SYN path.
+    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
+    pub(crate) fn select(&self, cpu: usize, hash: u32) -> Pick {
+        let p = self.pick(cpu, hash);
+        if let Pick::Cpu(h) | Pick::Other(h) = p {
+            self.turn(cpu, h);
+        }
+        p
+    }
+
+    /// The CPU's listeners: the range of `slots` and its cursor.
+    fn cpu_range(&self, cpu: usize) -> Option<(&[u32], Option<&Cursor>)> {
         let e = self.cpus.get(cpu)?;
         let slots = self.slots.get(e.first as usize..)?.get(..e.len as usize)?;
-        let n = slots.len();
-        let cursor = self.cursors.get(e.cursor as usize);
-        // The cursor is below `n` unless it came from an older table:
-        // no division on this path.
-        let mut pos = cursor.map_or(0, |c| c.0.load(Relaxed) as usize);
+        Some((slots, self.cursors.get(e.cursor as usize)))
+    }
+
+    /// Where the CPU's turn starts: below `n` unless the cursor came from
+    /// an older table, so no division on this path.
+    fn start(cursor: Option<&Cursor>, n: usize) -> usize {
+        let pos = cursor.map_or(0, |c| c.0.load(Relaxed) as usize);
         if pos >= n {
-            pos = 0;
+            0
+        } else {
+            pos
         }
+    }
+
+    fn pick_cpu(&self, cpu: usize) -> Option<usize> {
+        // One entry read; a round-robin cursor exists only for a CPU
+        // with two listeners or more in a round-robin table.
+        let (slots, cursor) = self.cpu_range(cpu)?;
+        let n = slots.len();
+        let mut pos = Self::start(cursor, n);
         for _ in 0..n {
             if let Some(m) = slots.get(pos).and_then(|&i| self.members.get(i as usize)) {
-                match m.listener.room() {
-                    Room::Yes => {
-                        // The next turn starts after the one chosen, so
-                        // listeners skipped for being full do not hand
-                        // theirs to a neighbour.  Only this CPU's softirq
-                        // uses this cursor; were two to race, the worst
-                        // outcome is one listener chosen twice.  `pos + 1
-                        // <= n`, which fits in a u32 (see the invariants).
-                        if let Some(c) = cursor {
-                            c.0.store(u32::try_from(pos + 1).unwrap_or(0), Relaxed);
-                        }
-                        return Some(m.handle);
-                    }
-                    Room::Full => m.listener.note_full_skip(),
-                    Room::Gone => {}
+                if m.listener.room_in(m.reg) == Room::Yes {
+                    return Some(m.handle);
                 }
             }
             // `pos < n`, so `pos + 1` cannot overflow.
@@ -322,6 +383,40 @@ impl Table {
             }
         }
         None
+    }
+
+    /// `handle` took a connection request picked on `cpu`.
+    ///
+    /// The CPU's turn moves past it, so listeners skipped for being full
+    /// do not hand theirs to a neighbour, and each full listener passed
+    /// over before it (all of the CPU's, when another member took it)
+    /// counts a full skip.  Only this CPU's softirq moves its cursor; were
+    /// two to race, the worst outcome is one listener chosen twice.
+    pub(crate) fn turn(&self, cpu: usize, handle: usize) {
+        let Some((slots, cursor)) = self.cpu_range(cpu) else {
+            return;
+        };
+        let n = slots.len();
+        let mut pos = Self::start(cursor, n);
+        for _ in 0..n {
+            if let Some(m) = slots.get(pos).and_then(|&i| self.members.get(i as usize)) {
+                if m.handle == handle {
+                    // `pos + 1 <= n`, which fits in a u32 (see the
+                    // invariants).
+                    if let Some(c) = cursor {
+                        c.0.store(u32::try_from(pos + 1).unwrap_or(0), Relaxed);
+                    }
+                    return;
+                }
+                if m.listener.room_in(m.reg) == Room::Full {
+                    m.listener.note_full_skip();
+                }
+            }
+            pos += 1;
+            if pos == n {
+                pos = 0;
+            }
+        }
     }
 
     fn fallback(&self, hash: u32) -> Pick {
@@ -335,7 +430,7 @@ impl Table {
         };
         let mut first_live = None;
         for m in head.iter().chain(tail) {
-            match m.listener.room() {
+            match m.listener.room_in(m.reg) {
                 Room::Yes => return Pick::Other(m.handle),
                 Room::Full => {
                     first_live.get_or_insert(m.handle);
@@ -347,6 +442,7 @@ impl Table {
     }
 
     /// A member as build input.
+    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
     fn input<'a>(&'a self, m: &'a Member) -> Input<'a> {
         Input {
             handle: m.handle,
@@ -360,6 +456,7 @@ impl Table {
     }
 
     /// The live members as build input, in order.
+    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
     fn inputs(&self) -> impl Iterator<Item = Input<'_>> + Clone + '_ {
         self.members
             .iter()
@@ -374,7 +471,6 @@ impl Table {
     fn build<'a>(
         policy: Policy,
         inputs: impl Iterator<Item = Input<'a>> + Clone,
-        old: Option<&Table>,
         flags: Flags,
     ) -> Result<Self> {
         // Pass 1: sizes.
@@ -391,10 +487,10 @@ impl Table {
         if u32::try_from(n).is_err() || u32::try_from(nslots).is_err() {
             return Err(EINVAL);
         }
-        let mut members = KVec::with_capacity(n, flags)?;
-        let mut masks = KVec::with_capacity(words, flags)?;
-        let mut cpus = KVec::from_elem(CpuEntry::default(), ncpus, flags)?;
-        let mut slots = KVec::from_elem(0u32, nslots, flags)?;
+        let mut members = KVVec::with_capacity(n, flags)?;
+        let mut masks = KVVec::with_capacity(words, flags)?;
+        let mut cpus = KVVec::from_elem(CpuEntry::default(), ncpus, flags)?;
+        let mut slots = KVVec::from_elem(0u32, nslots, flags)?;
 
         // Pass 2: members, masks, per-CPU counts.
         for input in inputs.clone() {
@@ -404,6 +500,7 @@ impl Table {
                 Member {
                     handle: input.handle,
                     listener: input.listener.clone(),
+                    reg: input.listener.registration(),
                     mask_first,
                     mask_len: input.mask.len(),
                 },
@@ -439,20 +536,16 @@ impl Table {
             })?;
         }
 
-        // Round-robin cursors, carried over from the old table so that a
-        // change elsewhere does not restart a CPU's rotation.
-        let mut cursors = KVec::with_capacity(nrr, flags)?;
-        for (cpu, e) in cpus.iter_mut().enumerate() {
+        // Round-robin cursors, which the caller may carry over from the
+        // table this one replaces (`carry_cursors()`).
+        let mut cursors = KVVec::with_capacity(nrr, flags)?;
+        for e in cpus.iter_mut() {
             e.cursor = NO_CURSOR;
             if policy != Policy::RoundRobin || e.len < 2 {
                 continue;
             }
-            let start = old
-                .and_then(|t| t.cpus.get(cpu))
-                .and_then(|o| old.and_then(|t| t.cursors.get(o.cursor as usize)))
-                .map_or(0, |c| c.0.load(Relaxed));
             e.cursor = u32::try_from(cursors.len()).map_err(|_| EINVAL)?;
-            cursors.push(Cursor(Atomic::new(start)), flags)?;
+            cursors.push(Cursor(Atomic::new(0)), flags)?;
         }
         // INVARIANT: `slots` holds member indexes below `n`, written within
         // the ranges computed from the same counts; cursor indexes are
