@@ -7,12 +7,17 @@
 #                 4-vCPU guest, the harness's own tests
 #   make bench    SO_REUSERPS against its peers, in one guest boot:
 #                 build/bench/results.md and plots
+#   make fuzz     the selftests' fuzzer for longer (FUZZ_OPS operations
+#                 per CPU, FUZZ_SEED to replay a run), on the debug kernel
 
 H      := $(CURDIR)/harness
 BUILD  ?= $(CURDIR)/build
 CPUS   ?= 4
 # KUnit suites to run at boot (a kunit.filter_glob).
 KUNIT_GLOB ?= reuserps*
+# make fuzz: operations per CPU, and the seed (default: the time).
+FUZZ_OPS  ?= 20000
+FUZZ_SEED ?=
 # One program of the selftests manifest, e.g. T=so_incoming_cpu.
 T      ?=
 # make vng CMD='...': a command to run in the guest instead of a shell.
@@ -24,6 +29,7 @@ MANIFEST := $(BUILD)/tests/selftests.manifest
 .NOTPARALLEL:
 .PHONY: all demo deps tree series series-check static kernel tests kunit \
 	selftests host-test harness-test check each-commit bench vng clean sizes \
+	fuzz \
 	distclean
 
 all: demo
@@ -51,8 +57,12 @@ sizes: kernel
 static: kernel
 	$(H)/static-check.sh
 
+# The gcc build (build/kbuild: each-commit, static checks, sizes, uapi
+# headers) and the clang debug build every guest ring boots
+# (build/kbuild-debug: harness/kbuild-debug.sh).
 kernel: tree
 	$(H)/kbuild.sh
+	$(H)/kbuild-debug.sh
 
 tests: kernel
 	$(H)/build-tests.sh
@@ -64,6 +74,13 @@ selftests: tests
 	$(H)/guest.py --name selftests --cpus $(CPUS) \
 		--manifest $(if $(T),$(BUILD)/tests/one.manifest,$(MANIFEST)) \
 		$(if $(T),--show-output)
+
+fuzz: tests
+	@echo "reuserps_fuzz 3000 $(BUILD)/tests/reuserps/reuserps_fuzz" \
+		"-n $(FUZZ_OPS) -s $(if $(FUZZ_SEED),$(FUZZ_SEED),$$(date +%s))" \
+		>$(BUILD)/tests/fuzz.manifest
+	$(H)/guest.py --name fuzz --cpus $(CPUS) --timeout 3600 \
+		--manifest $(BUILD)/tests/fuzz.manifest --show-output
 
 ifneq ($(T),)
 selftests: one-manifest
@@ -106,11 +123,12 @@ each-commit: deps
 # vng finds its helpers (virtme-run, virtme-ng-init) on PATH.
 vng: kernel
 	PATH=$(BUILD)/venv/bin:$$PATH vng --run \
-		$(BUILD)/kbuild/arch/x86/boot/bzImage --disable-kvm \
+		$(BUILD)/kbuild-debug/arch/x86/boot/bzImage --disable-kvm \
 		--cpus $(CPUS) --user root $(if $(CMD),--exec '$(CMD)')
 
 clean:
 	rm -rf $(BUILD)/kbuild $(BUILD)/kbuild-off $(BUILD)/kbuild-static \
+		$(BUILD)/kbuild-debug \
 		$(BUILD)/kbuild-base $(BUILD)/kbuild-bench $(BUILD)/tests \
 		$(BUILD)/results $(BUILD)/series $(BUILD)/logs $(BUILD)/bench
 

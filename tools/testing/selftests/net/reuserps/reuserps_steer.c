@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/filter.h>
 #include <linux/reuserps.h>
 
 #include "../../kselftest_harness.h"
@@ -975,6 +976,141 @@ TEST_F(steer, syn_cookies_count_once)
 	}
 	EXPECT_EQ(0, wait_active(_metadata, l, 0));
 	EXPECT_EQ(3, info_of(_metadata, l).total_conns);
+}
+
+/*
+ * With SYN cookies, a connection is looked up twice: for its SYN and for
+ * the ACK that carries the cookie.  Only the SYN is a connection request:
+ * two round-robin listeners still alternate strictly.
+ */
+TEST_F(steer, cookie_acks_move_no_turn)
+{
+	int cpu0 = 0, k, got, last = -1, count[2] = {};
+
+	ASSERT_EQ(0, set_sysctl("/proc/sys/net/ipv4/tcp_syncookies", "2"));
+	add_listener(_metadata, &self->g, variant->family,
+		     REUSERPS_ROUND_ROBIN, &cpu0, 1);
+	add_listener(_metadata, &self->g, variant->family,
+		     REUSERPS_ROUND_ROBIN, &cpu0, 1);
+	pin(_metadata, 0);
+	for (k = 0; k < 10; k++) {
+		got = connect_one(_metadata, &self->g, variant->family);
+		ASSERT_TRUE(got == 0 || got == 1);
+		EXPECT_NE(last, got);
+		last = got;
+		count[got]++;
+	}
+	EXPECT_EQ(5, count[0]);
+	EXPECT_EQ(5, count[1]);
+}
+
+static long wait_tcpext_above(const char *name, long than);
+
+/* Attaches a classic BPF program that returns @idx to @fd's group. */
+static int attach_cbpf(int fd, __u32 idx)
+{
+	struct sock_filter code[] = { BPF_STMT(BPF_RET | BPF_K, idx) };
+	struct sock_fprog prog = { .len = 1, .filter = code };
+
+	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog,
+			  sizeof(prog)) ? errno : 0;
+}
+
+/*
+ * A reuseport program attached before bind() makes the socket's group
+ * then; the socket's SO_REUSERPS request, set before or after, changed
+ * or not, is the one its group steers by once it listens.  @first: the
+ * CPU listener 0 first asks for; it then asks for CPU 0 if @change.
+ */
+static void program_then_request(struct __test_metadata *_metadata,
+				 struct group *g, int ncpus, int family,
+				 int first, bool change)
+{
+	int fd, one = 1, cpu, k;
+
+	fd = socket(family, SOCK_STREAM, 0);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one,
+				sizeof(one)));
+	if (first >= 0)
+		ASSERT_EQ(0, request(fd, REUSERPS_ROUND_ROBIN, 0, &first, 1));
+	ASSERT_EQ(0, attach_cbpf(fd, 0));
+	if (change || first < 0) {
+		cpu = 0;
+		ASSERT_EQ(0, request(fd, REUSERPS_ROUND_ROBIN, 0, &cpu, 1));
+	}
+	ASSERT_EQ(0, bind(fd, (struct sockaddr *)&g->addr,
+			  g->alen));
+	ASSERT_EQ(0, listen(fd, 256));
+	ASSERT_EQ(0, fcntl(fd, F_SETFL, O_NONBLOCK));
+	ASSERT_EQ(0, getsockname(fd, (struct sockaddr *)&g->addr,
+				 &g->alen));
+	g->fd[g->n++] = fd;
+	for (cpu = 1; cpu < ncpus; cpu++)
+		add_listener(_metadata, g, family, REUSERPS_ROUND_ROBIN,
+			     &cpu, 1);
+
+	/* While the program is attached, it selects: listener 0. */
+	pin(_metadata, ncpus - 1);
+	EXPECT_EQ(0, connect_one(_metadata, g, family));
+
+	ASSERT_EQ(0, setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF,
+				&one, sizeof(one)));
+	for (cpu = 0; cpu < ncpus; cpu++) {
+		pin(_metadata, cpu);
+		for (k = 0; k < 4; k++)
+			EXPECT_EQ(cpu, connect_one(_metadata, g,
+						   family));
+	}
+}
+
+TEST_F(steer, program_before_request)
+{
+	program_then_request(_metadata, &self->g, self->ncpus,
+			     variant->family, -1, false);
+}
+
+TEST_F(steer, request_program_request)
+{
+	program_then_request(_metadata, &self->g, self->ncpus,
+			     variant->family, 1, true);
+}
+
+TEST_F(steer, request_then_program)
+{
+	program_then_request(_metadata, &self->g, self->ncpus,
+			     variant->family, 0, false);
+}
+
+/*
+ * A group with a program and SO_REUSERPS: the program selects, and the
+ * listener it selects still counts its connections and keeps its cap.
+ */
+TEST_F(steer, program_selects_caps_hold)
+{
+	long drops;
+	int cpu, c, a, c2;
+
+	for (cpu = 0; cpu < 2; cpu++)
+		add_capped(_metadata, &self->g, variant->family,
+			   REUSERPS_ROUND_ROBIN, 1, &cpu, 1);
+	ASSERT_EQ(0, attach_cbpf(self->g.fd[0], 1));
+	pin(_metadata, 0);
+	ASSERT_EQ(1, connect_keep(_metadata, &self->g, variant->family, &c,
+				  &a));
+	EXPECT_EQ(1, info_of(_metadata, self->g.fd[1]).active_conns);
+
+	/* Listener 1 is at its cap: the SYN is dropped, not redirected. */
+	drops = listen_drops();
+	c2 = socket(variant->family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	ASSERT_LE(0, c2);
+	connect(c2, (struct sockaddr *)&self->g.addr, self->g.alen);
+	EXPECT_LT(drops, wait_tcpext_above("ListenDrops", drops));
+	EXPECT_EQ(0, info_of(_metadata, self->g.fd[0]).total_conns);
+	close(c2);
+	close(c);
+	close(a);
+	EXPECT_EQ(0, wait_active(_metadata, self->g.fd[1], 0));
 }
 
 /*

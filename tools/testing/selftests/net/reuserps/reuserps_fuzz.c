@@ -1,0 +1,418 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A seeded, bounded fuzzer for SO_REUSERPS: one thread per CPU drives
+ * random sequences of socket, SO_REUSERPS (valid and malformed), bind,
+ * listen, connect, accept, shutdown, close, reset, reconfiguration,
+ * reuseport program attach and detach, tcp_migrate_req flips and CPU
+ * offline/online against a few shared ports, and checks as it goes that
+ * every errno is a documented one and that no listener holds more active
+ * connections than its cap (unless its cap was lowered).  At the end every
+ * connection is closed and every listener's active count must return to
+ * zero.  The same seed replays the same choices (not the same timing).
+ *
+ *   reuserps_fuzz [-s SEED] [-n OPS_PER_THREAD]
+ *
+ * Without -s the seed is 1, so that a kselftest run is repeatable; the
+ * seed is printed either way.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#include <linux/filter.h>
+#include <linux/reuserps.h>
+
+#include "../../kselftest.h"
+
+#define NPORTS		3
+#define NLISTEN		6	/* per thread */
+#define NCONN		24	/* per thread */
+#define MASK_WORDS	16
+
+struct req_buf {
+	struct reuserps_req req;
+	__u64 cpus[MASK_WORDS];
+};
+
+struct lsn {
+	int fd;
+	__u32 cap;
+	bool lowered;	/* its cap was lowered: it may hold more */
+};
+
+struct worker {
+	pthread_t th;
+	int id;
+	unsigned int seed;
+	long ops, errors, checks;
+	struct lsn l[NLISTEN];
+	int c[NCONN];
+	char why[160];
+};
+
+static __u16 ports[NPORTS];
+static int ncpus, iters = 300;
+static unsigned int seed0;
+static pthread_mutex_t hotplug = PTHREAD_MUTEX_INITIALIZER;
+
+static int write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY), ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+static void fail(struct worker *w, const char *what, int err)
+{
+	if (!w->errors++)
+		snprintf(w->why, sizeof(w->why), "%s: errno %d (%s)", what,
+			 err, strerror(err));
+}
+
+/* Whether @err is one a caller may see for @what. */
+static void check_errno(struct worker *w, const char *what, int err,
+			const int *ok, int nok)
+{
+	int i;
+
+	w->checks++;
+	if (!err)
+		return;
+	for (i = 0; i < nok; i++)
+		if (err == ok[i])
+			return;
+	fail(w, what, err);
+}
+
+static struct sockaddr_in addr_of(int port)
+{
+	struct sockaddr_in a = {
+		.sin_family = AF_INET,
+		.sin_port = htons(ports[port]),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+	};
+
+	return a;
+}
+
+/* A request, malformed one time in eight. */
+static int request(struct worker *w, int fd, __u32 *capp)
+{
+	static const int ok[] = { EINVAL, ENOMEM };
+	struct req_buf b = {};
+	int bad = rand_r(&w->seed) % 8 == 0 ? rand_r(&w->seed) % 4 : -1;
+	int cpu = rand_r(&w->seed) % ncpus, err;
+	socklen_t len = sizeof(b);
+
+	b.req.policy = rand_r(&w->seed) % 2;
+	b.req.max_conns = rand_r(&w->seed) % 4;
+	b.req.mask_words = MASK_WORDS;
+	b.cpus[0] = 1ULL << cpu;
+	if (rand_r(&w->seed) % 3 == 0)
+		b.cpus[0] |= 1ULL << (rand_r(&w->seed) % ncpus);
+	switch (bad) {
+	case 0:
+		b.req.policy = 7;
+		break;
+	case 1:
+		b.cpus[0] = 0;
+		break;
+	case 2:
+		b.req.flags = 1;
+		break;
+	case 3:
+		len = sizeof(b) - 8;
+		break;
+	}
+	err = setsockopt(fd, SOL_SOCKET, SO_REUSERPS, &b, len) ? errno : 0;
+	check_errno(w, "SO_REUSERPS", err, ok, 2);
+	if (!err && bad >= 0)
+		fail(w, "malformed SO_REUSERPS accepted", 0);
+	if (!err)
+		*capp = b.req.max_conns;
+	/* A bound socket refuses any request: EINVAL is right then. */
+	return err;
+}
+
+static void new_listener(struct worker *w, struct lsn *l)
+{
+	static const int ok[] = { EINVAL, EADDRINUSE, ENOMEM };
+	struct sockaddr_in a = addr_of(rand_r(&w->seed) % NPORTS);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
+	__u32 cap = 0;
+	int err;
+
+	if (fd < 0)
+		return fail(w, "socket", errno);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (request(w, fd, &cap))
+		cap = 0;
+	err = bind(fd, (struct sockaddr *)&a, sizeof(a)) ? errno : 0;
+	check_errno(w, "bind", err, ok, 3);
+	if (!err) {
+		err = listen(fd, 8) ? errno : 0;
+		check_errno(w, "listen", err, ok, 3);
+	}
+	if (err) {
+		close(fd);
+		return;
+	}
+	l->fd = fd;
+	l->cap = cap;
+	l->lowered = false;
+}
+
+static void check_cap(struct worker *w, struct lsn *l)
+{
+	struct reuserps_info info;
+	socklen_t len = sizeof(info);
+
+	if (getsockopt(l->fd, SOL_SOCKET, SO_REUSERPS, &info, &len))
+		return;
+	w->checks++;
+	if (info.max_conns && !l->lowered && info.active_conns > info.max_conns)
+		fail(w, "active above cap", 0);
+}
+
+static void reconfigure(struct worker *w, struct lsn *l)
+{
+	__u32 cap = 0;
+
+	if (!request(w, l->fd, &cap)) {
+		if (cap && (!l->cap || cap < l->cap))
+			l->lowered = true;
+		l->cap = cap;
+	}
+}
+
+static void connect_one(struct worker *w, int *c)
+{
+	struct sockaddr_in a = addr_of(rand_r(&w->seed) % NPORTS);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	if (fd < 0)
+		return fail(w, "socket", errno);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) &&
+	    errno != EINPROGRESS && errno != ECONNREFUSED &&
+	    errno != EAGAIN && errno != EADDRNOTAVAIL) {
+		fail(w, "connect", errno);
+		close(fd);
+		return;
+	}
+	*c = fd;
+}
+
+static void close_conn(struct worker *w, int *c)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	if (rand_r(&w->seed) % 2)
+		setsockopt(*c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(*c);
+	*c = -1;
+}
+
+static int *free_conn(struct worker *w)
+{
+	int i = rand_r(&w->seed) % NCONN;
+
+	if (w->c[i] >= 0)
+		close_conn(w, &w->c[i]);
+	return &w->c[i];
+}
+
+static void flip_cpu(struct worker *w)
+{
+	int cpu = 1 + rand_r(&w->seed) % (ncpus - 1);
+	char path[64];
+
+	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online",
+		 cpu);
+	pthread_mutex_lock(&hotplug);
+	if (!write_file(path, "0"))
+		write_file(path, "1");
+	pthread_mutex_unlock(&hotplug);
+}
+
+static void *run(void *arg)
+{
+	struct sock_filter code[] = { BPF_STMT(BPF_RET | BPF_K, 0) };
+	struct sock_fprog prog = { .len = 1, .filter = code };
+	struct worker *w = arg;
+	struct lsn *l;
+	cpu_set_t set;
+	int one = 1, a;
+	long op;
+
+	CPU_ZERO(&set);
+	CPU_SET(w->id % ncpus, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+	for (op = 0; op < iters; op++, w->ops++) {
+		l = &w->l[rand_r(&w->seed) % NLISTEN];
+		switch (rand_r(&w->seed) % 16) {
+		case 0: case 1:
+			if (l->fd < 0)
+				new_listener(w, l);
+			break;
+		case 2:
+			if (l->fd >= 0) {
+				close(l->fd);
+				l->fd = -1;
+			}
+			break;
+		case 3:
+			if (l->fd >= 0) {
+				shutdown(l->fd, SHUT_RDWR);
+				if (listen(l->fd, 8) && errno != EINVAL &&
+				    errno != EADDRINUSE && errno != ENOMEM)
+					fail(w, "listen again", errno);
+			}
+			break;
+		case 4:
+			if (l->fd >= 0)
+				reconfigure(w, l);
+			break;
+		case 5: case 6: case 7: case 8:
+			connect_one(w, free_conn(w));
+			break;
+		case 9: case 10: case 11:
+			if (l->fd < 0)
+				break;
+			a = accept(l->fd, NULL, NULL);
+			if (a >= 0)
+				*free_conn(w) = a;
+			check_cap(w, l);
+			break;
+		case 12:
+			close_conn(w, free_conn(w));
+			break;
+		case 13:
+			if (l->fd < 0)
+				break;
+			if (rand_r(&w->seed) % 2)
+				setsockopt(l->fd, SOL_SOCKET,
+					   SO_ATTACH_REUSEPORT_CBPF, &prog,
+					   sizeof(prog));
+			else
+				setsockopt(l->fd, SOL_SOCKET,
+					   SO_DETACH_REUSEPORT_BPF, &one,
+					   sizeof(one));
+			break;
+		case 14:
+			write_file("/proc/sys/net/ipv4/tcp_migrate_req",
+				   rand_r(&w->seed) % 2 ? "1" : "0");
+			break;
+		case 15:
+			if (ncpus > 1 && rand_r(&w->seed) % 8 == 0)
+				flip_cpu(w);
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* Active connections of @fd's listener, its queue drained, once they
+ * settle at zero.
+ */
+static __u32 settle(int fd)
+{
+	struct reuserps_info info = {};
+	socklen_t len;
+	int i, a;
+
+	for (i = 0; i < 300; i++) {
+		while ((a = accept(fd, NULL, NULL)) >= 0)
+			close(a);
+		len = sizeof(info);
+		if (getsockopt(fd, SOL_SOCKET, SO_REUSERPS, &info, &len))
+			return 0;
+		if (!info.active_conns)
+			return 0;
+		usleep(10000);
+	}
+	return info.active_conns;
+}
+
+int main(int argc, char **argv)
+{
+	long ops = 0, checks = 0, errors = 0;
+	struct worker *w;
+	int opt, i, j, left = 0;
+
+	seed0 = 1;
+	while ((opt = getopt(argc, argv, "s:n:")) != -1) {
+		if (opt == 's')
+			seed0 = strtoul(optarg, NULL, 0);
+		else if (opt == 'n')
+			iters = atoi(optarg);
+		else
+			ksft_exit_fail_msg("usage: %s [-s SEED] [-n OPS]\n",
+					   argv[0]);
+	}
+	ksft_print_header();
+	ksft_set_plan(2);
+	ksft_print_msg("seed %u, %d ops per thread\n", seed0, iters);
+	if (unshare(CLONE_NEWNET) || system("ip link set lo up"))
+		ksft_exit_skip("needs root for a network namespace\n");
+	ncpus = get_nprocs();
+	if (ncpus > 64)
+		ncpus = 64;
+	for (i = 0; i < NPORTS; i++)
+		ports[i] = 20000 + (seed0 + i * 7) % 20000;
+
+	w = calloc(ncpus, sizeof(*w));
+	for (i = 0; i < ncpus; i++) {
+		w[i].id = i;
+		w[i].seed = seed0 * 2654435761u + i;
+		for (j = 0; j < NLISTEN; j++)
+			w[i].l[j].fd = -1;
+		for (j = 0; j < NCONN; j++)
+			w[i].c[j] = -1;
+		pthread_create(&w[i].th, NULL, run, &w[i]);
+	}
+	for (i = 0; i < ncpus; i++) {
+		pthread_join(w[i].th, NULL);
+		ops += w[i].ops;
+		checks += w[i].checks;
+		errors += w[i].errors;
+		if (w[i].errors)
+			ksft_print_msg("thread %d: %s\n", i, w[i].why);
+	}
+	ksft_print_msg("%ld ops, %ld checks, %ld errors\n", ops, checks,
+		       errors);
+	ksft_test_result(!errors, "errnos and caps hold under fuzzing\n");
+
+	/* Everything closed: every count returns to zero. */
+	for (i = 0; i < ncpus; i++)
+		for (j = 0; j < NCONN; j++)
+			if (w[i].c[j] >= 0)
+				close(w[i].c[j]);
+	for (i = 0; i < ncpus; i++)
+		for (j = 0; j < NLISTEN; j++) {
+			if (w[i].l[j].fd < 0)
+				continue;
+			if (settle(w[i].l[j].fd)) {
+				left++;
+				ksft_print_msg("thread %d listener %d: %s\n",
+					       i, j, "connections left");
+			}
+			close(w[i].l[j].fd);
+		}
+	ksft_test_result(!left, "active counts return to zero\n");
+	free(w);
+	ksft_finished();
+}
