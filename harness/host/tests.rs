@@ -265,6 +265,10 @@ fn admission_respects_cap_and_release_floor() {
     l.set_max_conns(1);
     assert!(!l.admit());
     assert_eq!(l.info().active_conns, 2);
+    // Only slots handed to a connection count in the total.
+    assert_eq!(l.info().total_conns, 0);
+    l.hand();
+    l.hand();
     assert!(l.release() && l.release());
     assert!(!l.release());
     assert_eq!(l.info().active_conns, 0);
@@ -632,6 +636,7 @@ impl Model {
             Pick::Cpu(h) | Pick::Other(h) => {
                 let m = self.ls[h].as_mut().unwrap();
                 assert!(m.lref.admit(), "picked listener {h} refused");
+                m.lref.hand();
                 m.active += 1;
                 // Admission never takes a listener past its cap (a lowered
                 // cap may leave it above, but then it admits nothing).

@@ -205,6 +205,18 @@ pub unsafe extern "C" fn reuserps_listener_admit(l: *mut bindings::reuserps_list
     unsafe { listener(l) }.admit()
 }
 
+/// Counts in `l`'s total the connection a slot was taken for, once it is
+/// settled that the connection exists and is `l`'s.
+///
+/// # Safety
+///
+/// The caller must hold a reference to `l`.
+#[export]
+pub unsafe extern "C" fn reuserps_listener_hand(l: *mut bindings::reuserps_listener) {
+    // SAFETY: The caller holds a reference to `l` for the whole call.
+    unsafe { listener(l) }.hand()
+}
+
 /// Whether `l` is registered and below its cap: a SYN may be answered.
 ///
 /// # Safety
@@ -493,6 +505,8 @@ mod ffi_tests {
         assert!(unsafe { reuserps_listener_room(a) });
         // SAFETY: `a` is held.
         assert!(unsafe { reuserps_listener_admit(a) });
+        // SAFETY: `a` is held.
+        unsafe { reuserps_listener_hand(a) };
         // SAFETY: `a` is held.
         assert!(!unsafe { reuserps_listener_room(a) });
         // SAFETY: `a` is held.

@@ -117,6 +117,7 @@ void __reuserps_conn_settle(struct sock *child, bool own_req,
 		/* The child is new, locked and not yet visible to its
 		 * owner; clone left its pointer NULL.
 		 */
+		reuserps_listener_hand(l);
 		WRITE_ONCE(tcp_sk(child)->reuserps_conn, l);
 		return;
 	}
@@ -156,6 +157,7 @@ int __reuserps_conn_migrate(const struct sock *child, const struct sock *nsk,
  */
 void __reuserps_conn_move(struct sock *child, struct reuserps_listener *l)
 {
+	reuserps_listener_hand(l);
 	reuserps_conn_end(xchg(&tcp_sk(child)->reuserps_conn, l));
 	if (inet_sk_state_load(child) == TCP_CLOSE)
 		reuserps_conn_end(xchg(&tcp_sk(child)->reuserps_conn, NULL));

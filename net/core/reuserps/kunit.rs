@@ -92,7 +92,9 @@ mod tests {
         for want in [1, 1, 2] {
             let h = t.select(3, 0).handle();
             assert_eq!(h, want);
-            assert!(if h == 1 { a.admit() } else { b.admit() });
+            let l = if h == 1 { &a } else { &b };
+            assert!(l.admit());
+            l.hand();
         }
         // All full: the hash's member, whose admission refuses.
         assert!(matches!(t.select(3, 0), Pick::Full(_)));

@@ -136,7 +136,7 @@ impl Listener {
         self.reg.load(Relaxed) & 1 != 0
     }
 
-    /// Counts a new connection if the cap allows it.
+    /// Takes a slot for a new connection if the cap allows it.
     ///
     /// Atomic with respect to the cap: concurrent admissions never take
     /// `active` past `max_conns`.  Returns false, counting nothing, when
@@ -149,11 +149,15 @@ impl Listener {
             }
             a.checked_add(1)
         });
-        if ok {
-            // Wraps after 2^64 connections, which is fine for a statistic.
-            self.total.add(1, Relaxed);
-        }
         ok
+    }
+
+    /// The connection a slot of [`Listener::admit`] was taken for exists
+    /// and is this listener's: counts it in `total`.  A slot given back
+    /// unused (an ACK that lost its request to another) is never counted.
+    pub(crate) fn hand(&self) {
+        // Wraps after 2^64 connections, which is fine for a statistic.
+        self.total.add(1, Relaxed);
     }
 
     /// Ends a connection counted by [`Listener::admit`].

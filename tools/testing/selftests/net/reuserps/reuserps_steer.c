@@ -17,7 +17,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +33,8 @@
 #include <unistd.h>
 
 #include <linux/filter.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/reuserps.h>
 
 #include "../../kselftest_harness.h"
@@ -359,8 +363,13 @@ static __u16 csum_fold(__u32 sum)
 	return ~sum;
 }
 
-/* Sends a bare SYN from @src:@sport to @dst:@dport (network order). */
-static int send_syn(int raw, __u32 src, __u16 sport, __u32 dst, __u16 dport)
+/*
+ * Sends a bare TCP segment from @src:@sport to @dst:@dport (network
+ * order): a SYN (seq 1000) if @ack is 0, else the ACK of a SYN+ACK whose
+ * sequence number was @ack - 1.
+ */
+static int send_tcp(int raw, __u32 src, __u16 sport, __u32 dst, __u16 dport,
+		    __u32 ack)
 {
 	struct sockaddr_in to = { .sin_family = AF_INET };
 	struct {
@@ -381,9 +390,11 @@ static int send_syn(int raw, __u32 src, __u16 sport, __u32 dst, __u16 dport)
 	pkt.ip.daddr = dst;
 	pkt.tcp.source = sport;
 	pkt.tcp.dest = dport;
-	pkt.tcp.seq = htonl(1000);
+	pkt.tcp.seq = htonl(ack ? 1001 : 1000);
+	pkt.tcp.ack_seq = htonl(ack);
 	pkt.tcp.doff = 5;
-	pkt.tcp.syn = 1;
+	pkt.tcp.syn = !ack;
+	pkt.tcp.ack = !!ack;
 	pkt.tcp.window = htons(65535);
 	pkt.tcp.check = htons(csum_fold(csum_add(csum_add(0, &ph, sizeof(ph)),
 						 &pkt.tcp, sizeof(pkt.tcp))));
@@ -392,6 +403,12 @@ static int send_syn(int raw, __u32 src, __u16 sport, __u32 dst, __u16 dport)
 		   sizeof(to)) != sizeof(pkt))
 		return errno;
 	return 0;
+}
+
+/* Sends a bare SYN from @src:@sport to @dst:@dport (network order). */
+static int send_syn(int raw, __u32 src, __u16 sport, __u32 dst, __u16 dport)
+{
+	return send_tcp(raw, src, sport, dst, dport, 0);
 }
 
 /* One listener per CPU: every connection goes to its CPU's listener. */
@@ -1460,6 +1477,179 @@ TEST(dual_stack_v4_client)
  * cookies on: requests hold no slot, so a real client gets in at once,
  * and handshakes that never complete count nothing.
  */
+#define RACES 48
+
+/* close() then resets the connection. */
+static void set_linger0(int fd)
+{
+	struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+}
+
+/* Threads that send the same ACKs at once, from two CPUs, or close. */
+struct race {
+	pthread_barrier_t go;
+	int raw[2];
+	int fd;			/* the listener a third thread closes, or -1 */
+	__u16 dport;
+	__u32 ack[RACES];
+};
+
+struct racer {
+	struct race *r;
+	int cpu;
+	int raw;		/* -1: close r->fd */
+};
+
+static void *race_run(void *arg)
+{
+	struct racer *me = arg;
+	struct race *r = me->r;
+	cpu_set_t set;
+	int i;
+
+	CPU_ZERO(&set);
+	CPU_SET(me->cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+	pthread_barrier_wait(&r->go);
+	if (me->raw < 0) {
+		close(r->fd);
+		return NULL;
+	}
+	for (i = 0; i < RACES; i++)
+		send_tcp(me->raw, inet_addr("10.1.1.2"), htons(41000 + i),
+			 inet_addr("10.1.1.1"), r->dport, r->ack[i]);
+	return NULL;
+}
+
+/*
+ * RACES handshakes whose ACK is sent twice at once, from two CPUs, by a
+ * client of raw sockets (its SYN+ACKs are read off the veth they leave
+ * by): whichever ACK creates the child, each connection counts exactly
+ * once.  With @close, a third CPU closes the listener the requests wait
+ * on meanwhile, so that the racing ACKs also migrate them
+ * (tcp_migrate_req) to the other listener.
+ */
+static void acks_race(struct __test_metadata *_metadata, bool close_a)
+{
+	struct sockaddr_ll ll = { .sll_family = AF_PACKET };
+	int all[MAX_LISTENERS], ncpus = get_nprocs(), i, n, pk, a, b;
+	struct racer rc[3];
+	struct group g = {};
+	struct sockaddr_in *sa = (struct sockaddr_in *)&g.addr;
+	struct race r = { .fd = -1 };
+	pthread_t th[3];
+	__u8 buf[256];
+
+	if (ncpus < 3)
+		SKIP(return, "needs 3 CPUs or more");
+	if (ncpus > MAX_LISTENERS)
+		ncpus = MAX_LISTENERS;
+	ASSERT_EQ(0, unshare(CLONE_NEWNET));
+	/* The SYN+ACKs to 10.1.1.2 leave by v0, where a packet socket
+	 * reads them; v1, up to carry them, has no address.
+	 */
+	ASSERT_EQ(0, system("ip link set lo up"));
+	ASSERT_EQ(0, system("ip link add v0 type veth peer name v1"));
+	/* busybox's ip names the peer veth0 whatever it is told. */
+	ASSERT_EQ(0, system("ip link set v1 up 2>/dev/null || "
+			    "ip link set veth0 up"));
+	ASSERT_EQ(0, system("ip link set v0 arp off up"));
+	ASSERT_EQ(0, system("ip addr add 10.1.1.1/24 dev v0"));
+	ASSERT_EQ(0, set_sysctl("/proc/sys/net/ipv4/tcp_migrate_req", "1"));
+	sa->sin_family = AF_INET;
+	sa->sin_addr.s_addr = inet_addr("10.1.1.1");
+	g.alen = sizeof(*sa);
+	for (i = 0; i < ncpus; i++)
+		all[i] = i;
+	for (i = 0; i < 2; i++)
+		add_capped(_metadata, &g, AF_INET, REUSERPS_FILL_FIRST, 0, all,
+			   ncpus);
+	r.dport = sa->sin_port;
+
+	/* ETH_P_ALL: only taps of every protocol see what a device sends. */
+	pk = socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_ALL));
+	ASSERT_LE(0, pk);
+	ll.sll_protocol = htons(ETH_P_ALL);
+	ll.sll_ifindex = if_nametoindex("v0");
+	ASSERT_EQ(0, bind(pk, (struct sockaddr *)&ll, sizeof(ll)));
+	for (i = 0; i < 2; i++) {
+		r.raw[i] = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
+		ASSERT_LE(0, r.raw[i]);
+	}
+
+	/* The SYNs, from CPU 0: fill first puts every request on g.fd[0]. */
+	pin(_metadata, 0);
+	for (i = 0; i < RACES; i++)
+		ASSERT_EQ(0, send_syn(r.raw[0], inet_addr("10.1.1.2"),
+				      htons(41000 + i), inet_addr("10.1.1.1"),
+				      r.dport));
+	for (n = 0; n < RACES; ) {
+		struct pollfd pfd = { .fd = pk, .events = POLLIN };
+		struct iphdr *ip = (struct iphdr *)buf;
+		struct tcphdr *th4;
+
+		ASSERT_EQ(1, poll(&pfd, 1, 2000));
+		if (recv(pk, buf, sizeof(buf), 0) < (int)(sizeof(*ip) + 20))
+			continue;
+		th4 = (struct tcphdr *)(buf + ip->ihl * 4);
+		i = ntohs(th4->dest) - 41000;
+		if (ip->version != 4 || ip->protocol != IPPROTO_TCP ||
+		    !th4->syn || !th4->ack ||
+		    i < 0 || i >= RACES || r.ack[i])
+			continue;
+		r.ack[i] = ntohl(th4->seq) + 1;
+		n++;
+	}
+
+	/* The ACKs, twice each at once; maybe a close beside them. */
+	if (close_a) {
+		r.fd = g.fd[0];
+		g.fd[0] = -1;
+	}
+	n = close_a ? 3 : 2;
+	ASSERT_EQ(0, pthread_barrier_init(&r.go, NULL, n));
+	for (i = 0; i < n; i++) {
+		rc[i].r = &r;
+		rc[i].cpu = i;
+		rc[i].raw = i < 2 ? r.raw[i] : -1;
+		ASSERT_EQ(0, pthread_create(&th[i], NULL, race_run, &rc[i]));
+	}
+	for (i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+
+	/* Each connection once: accepted, counted, and no more. */
+	b = close_a ? 1 : 0;
+	for (n = 0; n < RACES; n++) {
+		if (accept_any(_metadata, &g, &a) != b)
+			break;
+		set_linger0(a);
+		close(a);
+	}
+	EXPECT_EQ(RACES, n);
+	EXPECT_EQ(-1, accept(g.fd[b], NULL, NULL));
+	EXPECT_EQ(0, wait_active(_metadata, g.fd[b], 0));
+	EXPECT_EQ(RACES, info_of(_metadata, g.fd[b]).total_conns);
+	close(pk);
+	close(r.raw[0]);
+	close(r.raw[1]);
+	pthread_barrier_destroy(&r.go);
+	for (i = 0; i < g.n; i++)
+		if (g.fd[i] >= 0)
+			close(g.fd[i]);
+}
+
+TEST(two_acks_race)
+{
+	acks_race(_metadata, false);
+}
+
+TEST(two_acks_race_listener_close)
+{
+	acks_race(_metadata, true);
+}
+
 TEST(syn_flood_leaves_caps_free)
 {
 	int all[MAX_LISTENERS], ncpus = get_nprocs(), i, raw, c, a = -1, err;
