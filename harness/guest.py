@@ -364,6 +364,13 @@ def main():
     print(f"{args.name}: {counts['pass']} passed, {counts['fail']} failed, "
           f"{counts['skip']} skipped")
     if counts["fail"]:
+        # The next run of the same name replaces workdir: keep the
+        # console of a failed one.
+        kept = os.path.join(BUILD, "logs", f"{args.name}-failed-"
+                            f"{time.strftime('%Y%m%d-%H%M%S')}.console.log")
+        os.makedirs(os.path.dirname(kept), exist_ok=True)
+        shutil.copyfile(console, kept)
+        print(f"console kept in {os.path.relpath(kept, REPO)}")
         if trouble:
             print("first kernel report, quoted from the guest's console:")
             for ln in quote_report(clines, trouble[0]):

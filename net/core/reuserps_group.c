@@ -65,7 +65,7 @@ struct reuserps_tab {
  */
 struct reuserps_group {
 	struct reuserps_tab __rcu	*tab;
-	struct mutex			build_lock;
+	struct mutex			build_lock;	/* see above */
 	u32				policy;
 	u32				gen;
 	u32				built;
@@ -88,6 +88,12 @@ static void reuserps_tab_free_rcu(struct rcu_head *head)
 static struct reuserps_group *reuserps_group_get(struct sock_reuseport *reuse)
 {
 	return rcu_dereference_protected(reuse->reuserps,
+					 lockdep_is_held(&reuseport_lock));
+}
+
+static struct reuserps_tab *reuserps_group_tab(struct reuserps_group *g)
+{
+	return rcu_dereference_protected(g->tab,
 					 lockdep_is_held(&reuseport_lock));
 }
 
@@ -377,8 +383,7 @@ again:
 
 	spin_lock_bh(&reuseport_lock);
 	t->table = table;
-	old = rcu_dereference_protected(g->tab,
-					lockdep_is_held(&reuseport_lock));
+	old = reuserps_group_tab(g);
 	if (old)
 		reuserps_table_carry(table, old->table);
 	/* Members that joined since the snapshot are in the next build, by
@@ -413,8 +418,7 @@ fail:
 		 * until a build succeeds.
 		 */
 		spin_lock_bh(&reuseport_lock);
-		old = rcu_dereference_protected(g->tab,
-						lockdep_is_held(&reuseport_lock));
+		old = reuserps_group_tab(g);
 		RCU_INIT_POINTER(g->tab, NULL);
 		goto unlock;
 	}

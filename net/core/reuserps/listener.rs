@@ -142,14 +142,13 @@ impl Listener {
     /// `active` past `max_conns`.  Returns false, counting nothing, when
     /// the listener is full.
     pub(crate) fn admit(&self) -> bool {
-        let ok = try_update!(self.active, |a: u32| {
+        try_update!(self.active, |a: u32| {
             let max = self.max_conns.load(Relaxed);
             if max != 0 && a >= max {
                 return None;
             }
             a.checked_add(1)
-        });
-        ok
+        })
     }
 
     /// The connection a slot of [`Listener::admit`] was taken for exists

@@ -10,9 +10,10 @@
  * its group as they were: the same request read back, the same listener
  * for a connection from each CPU.  listen() does not fail for want of a
  * match table (the group falls back to the flow hash until its next
- * build); once a call succeeds without a fault, steering is exact.  kmemleak, run after the selftests,
- * finds what a failed path leaked.  Needs CONFIG_FAILSLAB,
- * CONFIG_FAIL_PAGE_ALLOC and CONFIG_FAULT_INJECTION_DEBUG_FS.
+ * build); once a call succeeds without a fault, steering is exact.
+ * kmemleak, run after the selftests, finds what a failed path leaked.
+ * Needs CONFIG_FAILSLAB, CONFIG_FAIL_PAGE_ALLOC and
+ * CONFIG_FAULT_INJECTION_DEBUG_FS.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -235,7 +236,8 @@ TEST_F(fault, first_listener)
 				break;
 			}
 			faults++;
-			EXPECT_TRUE(clean(err, step > 0)) TH_LOG("errno %d", err);
+			EXPECT_TRUE(clean(err, step > 0))
+				TH_LOG("errno %d", err);
 			if (err && step == 0)
 				/* No request was stored. */
 				EXPECT_EQ(~0U, cap_of(self->fd[0]));
