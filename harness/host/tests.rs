@@ -196,6 +196,34 @@ fn a_left_group_never_picks_a_relistened_listener() {
 }
 
 #[test]
+fn a_build_leaves_out_who_left_before_it() {
+    // Listener 1 leaves between the snapshot and the build: the build
+    // reads an odd registration and gives it no place on its CPUs, so it
+    // is never picked, not even once it registers again (elsewhere).
+    let (l0, l1) = (Listener::new(0, G).unwrap(), Listener::new(0, G).unwrap());
+    l1.set_gone(true);
+    let (m0, m1) = (mask_of(&[0, 1]), mask_of(&[1]));
+    let inputs = [(0, &l0, &m0), (1, &l1, &m1)].map(|(h, l, m)| Input {
+        handle: h,
+        listener: l,
+        mask: m,
+    });
+    let t = Table::from_members(Policy::RoundRobin, inputs.into_iter(), G).unwrap();
+    assert!(t.cpu_handles(1).eq([0]));
+    assert!(t.cpu_handles(0).eq([0]));
+    // Listener 0 full: nothing of CPU 1 has room, and listener 1, still
+    // gone, is not picked instead (selection tests no parity).
+    l0.set_max_conns(1);
+    assert!(l0.admit());
+    assert_eq!(t.pick(1, 0), Pick::Full(0));
+    // Registered again, it is still not this table's.
+    l1.set_gone(false);
+    assert_eq!(t.pick(1, 0), Pick::Full(0));
+    assert!(l0.release());
+    assert!((0..4).all(|_| t.select(1, 0) == Pick::Cpu(0)));
+}
+
+#[test]
 fn one_build_equals_registrations_in_turn() {
     let sets: [&[usize]; 4] = [&[0, 1], &[1], &[0, 70], &[3]];
     let (chained, ls) = table(Policy::RoundRobin, &sets, &[0; 4]);

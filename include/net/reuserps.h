@@ -19,8 +19,9 @@
  * the memory cgroup), outside the group's lock; the caller publishes it
  * with RCU under the lock, after reuserps_table_carry(), and frees the old
  * one with reuserps_table_free() after a grace period.
- * reuserps_table_select() runs under rcu_read_lock() in any context: no
- * lock, no allocation, no write; reuserps_table_turn() records that a
+ * reuserps_table_pick(), the lookup's fast path, and reuserps_table_select()
+ * run under rcu_read_lock() in any context: no lock, no allocation, no
+ * write; reuserps_table_turn() records that a
  * listener took a connection request (its CPU's round-robin turn and the
  * full listeners passed over), in the same context.
  * reuserps_listener_new() may sleep.
@@ -72,6 +73,7 @@ int reuserps_table_build(u32 policy, const struct reuserps_member *members,
 void reuserps_table_carry(const struct reuserps_table *new,
 			  const struct reuserps_table *old);
 void reuserps_table_free(const struct reuserps_table *t);
+struct sock *reuserps_table_pick(const struct reuserps_table *t, u32 cpu);
 struct sock *reuserps_table_select(const struct reuserps_table *t, u32 cpu,
 				   u32 hash);
 void reuserps_table_turn(const struct reuserps_table *t, u32 cpu,

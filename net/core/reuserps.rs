@@ -252,8 +252,7 @@ pub unsafe extern "C" fn reuserps_listener_configure(
 ) {
     // SAFETY: The caller holds a reference for the duration of the call.
     let l = unsafe { listener(l) };
-    l.set_max_conns(max_conns);
-    l.set_gone(gone);
+    l.configure(max_conns, gone);
 }
 
 /// Reads the counters of `l` into `info`.
@@ -361,6 +360,33 @@ pub unsafe extern "C" fn reuserps_table_free(t: *const bindings::reuserps_table)
     if !t.is_null() {
         // SAFETY: The caller guarantees sole ownership of a boxed table.
         drop(unsafe { KBox::from_raw(t.cast_mut().cast::<Table>()) });
+    }
+}
+
+/// The listener for a SYN processed on `cpu` if the first one to try there
+/// has room; NULL otherwise, and then [`reuserps_table_select`] decides.
+///
+/// The lookup's fast path: the CPU's entry, the member it names and one
+/// word of its state (plus the CPU's round-robin cursor if it has several
+/// listeners, and the count of a capped listener).  Softirq, RCU read
+/// side: no lock, no allocation, no write.
+///
+/// # Safety
+///
+/// `t` must be a live table (RCU protected), not NULL: the one lookup
+/// that calls this has tested it.
+#[export]
+pub unsafe extern "C" fn reuserps_table_pick(
+    t: *const bindings::reuserps_table,
+    cpu: u32,
+) -> *mut bindings::sock {
+    // SAFETY: The caller guarantees `t` is a live, non-NULL table from
+    // `reuserps_table_build()` for the whole call.
+    let t = unsafe { &*t.cast::<Table>() };
+    match t.pick_first(cpu as usize) {
+        // Handles are the addresses of member sockets, exposed when added.
+        Some(h) => core::ptr::with_exposed_provenance_mut(h),
+        None => core::ptr::null_mut(),
     }
 }
 
@@ -501,6 +527,8 @@ mod ffi_tests {
         // Fill first: `a` until its cap of 1, then `b`.
         // SAFETY: `t2` is live.
         assert!(unsafe { reuserps_table_select(t2, 0, 0) }.cast_const() == sx);
+        // SAFETY: `t2` is live and not NULL.
+        assert!(unsafe { reuserps_table_pick(t2, 0) }.cast_const() == sx);
         // SAFETY: `a` is held.
         assert!(unsafe { reuserps_listener_room(a) });
         // SAFETY: `a` is held.
@@ -513,6 +541,11 @@ mod ffi_tests {
         assert!(!unsafe { reuserps_listener_admit(a) });
         // SAFETY: `t2` is live.
         assert!(unsafe { reuserps_table_select(t2, 0, 0) }.cast_const() == sy);
+        // The fast path tries `a` alone, and leaves the rest to select.
+        // SAFETY: `t2` is live and not NULL.
+        assert!(unsafe { reuserps_table_pick(t2, 0) }.is_null());
+        // SAFETY: `t2` is live and not NULL; CPU 5 has no listener.
+        assert!(unsafe { reuserps_table_pick(t2, 5) }.is_null());
         // Only a request taken counts a full skip: `a`, passed over.
         // SAFETY: `a` is held.
         assert_eq!(unsafe { listener(a) }.info().full_skips, 0);

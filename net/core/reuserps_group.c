@@ -41,36 +41,8 @@
 #include <net/sock_reuseport.h>
 #include <net/tcp_states.h>
 
+#include "reuserps_group.h"
 #include "sock_reuserps.h"
-
-/**
- * struct reuserps_tab - a match table as published with RCU
- * @rcu: frees the table once no reader can see it
- * @table: the table (Rust), never changed once published
- */
-struct reuserps_tab {
-	struct rcu_head			rcu;
-	const struct reuserps_table	*table;
-};
-
-/**
- * struct reuserps_group - the SO_REUSERPS state of a reuseport group
- * @tab: the current match table; NULL until the first one is built, or
- *	while the group falls back to the flow hash
- * @build_lock: builders of the group's tables take turns
- * @policy: the group's policy, fixed by its first listener
- * @gen: bumped by every change of the members, under reuseport_lock
- * @built: the @gen that @tab reflects, under reuseport_lock
- * @seq: the last place handed out in registration order
- */
-struct reuserps_group {
-	struct reuserps_tab __rcu	*tab;
-	struct mutex			build_lock;	/* see above */
-	u32				policy;
-	u32				gen;
-	u32				built;
-	u32				seq;
-};
 
 static void reuserps_tab_free(struct reuserps_tab *t)
 {
@@ -93,8 +65,17 @@ static struct reuserps_group *reuserps_group_get(struct sock_reuseport *reuse)
 
 static struct reuserps_tab *reuserps_group_tab(struct reuserps_group *g)
 {
-	return rcu_dereference_protected(g->tab,
-					 lockdep_is_held(&reuseport_lock));
+	lockdep_assert_held(&reuseport_lock);
+	return g->tab;
+}
+
+/* Publishes @t (NULL: none) under reuseport_lock. */
+static void reuserps_group_publish(struct reuserps_group *g,
+				   struct reuserps_tab *t)
+{
+	lockdep_assert_held(&reuseport_lock);
+	g->tab = t;
+	rcu_assign_pointer(g->table, t ? t->table : NULL);
 }
 
 /* A listening member's request changes only under reuseport_lock (and its
@@ -401,7 +382,7 @@ again:
 		if (g->gen++ == gen)
 			g->built = g->gen;
 	}
-	rcu_assign_pointer(g->tab, t);
+	reuserps_group_publish(g, t);
 	t = NULL;
 unlock:
 	spin_unlock_bh(&reuseport_lock);
@@ -419,7 +400,7 @@ fail:
 		 */
 		spin_lock_bh(&reuseport_lock);
 		old = reuserps_group_tab(g);
-		RCU_INIT_POINTER(g->tab, NULL);
+		reuserps_group_publish(g, NULL);
 		goto unlock;
 	}
 	mutex_unlock(&g->build_lock);
@@ -467,20 +448,10 @@ void reuserps_group_free(struct sock_reuseport *reuse)
 
 	g = rcu_dereference_protected(reuse->reuserps, 1);
 	if (g) {
-		reuserps_tab_free(rcu_dereference_protected(g->tab, 1));
+		reuserps_tab_free(g->tab);
 		mutex_destroy(&g->build_lock);
 		kfree(g);
 	}
-}
-
-/* The table of @reuse, under rcu_read_lock(); NULL if it has none yet. */
-static const struct reuserps_table *
-reuserps_table_of(struct sock_reuseport *reuse)
-{
-	struct reuserps_group *g = rcu_dereference(reuse->reuserps);
-	struct reuserps_tab *t = g ? rcu_dereference(g->tab) : NULL;
-
-	return t ? t->table : NULL;
 }
 
 /* The listener for a connection on @cpu; NULL if the group has no table. */
@@ -490,18 +461,6 @@ static struct sock *reuserps_select_cpu(struct sock_reuseport *reuse, int cpu,
 	const struct reuserps_table *t = reuserps_table_of(reuse);
 
 	return t ? reuserps_table_select(t, cpu, hash) : NULL;
-}
-
-/**
- * reuserps_select - the listener for a SYN processed on this CPU
- * @reuse: the group, under rcu_read_lock()
- * @hash: the flow hash reuseport would use
- *
- * Return: a listener of the group, or NULL if the group has no table.
- */
-struct sock *reuserps_select(struct sock_reuseport *reuse, u32 hash)
-{
-	return reuserps_select_cpu(reuse, raw_smp_processor_id(), hash);
 }
 
 /**

@@ -9,9 +9,10 @@
 //! context that happens: counting and releasing never sleep, lock or
 //! allocate.
 //!
-//! The counters are LKMM atomics.  Every access is relaxed: the cap is a
-//! limit on `active` alone, enforced by the compare-and-swap in
-//! [`Listener::admit`]; no other memory is published through them.
+//! The counters and the gate word (cap and registration) are LKMM atomics.
+//! Every access is relaxed: the cap is a limit on `active` alone, enforced
+//! by the compare-and-swap in [`Listener::admit`]; no other memory is
+//! published through them.
 
 use kernel::{
     alloc::Flags,
@@ -42,19 +43,35 @@ pub(crate) struct Info {
 ///
 /// # Invariants
 ///
-/// `active <= max_conns` whenever `max_conns` is non-zero and was not
-/// lowered below `active` by a reconfiguration; `total >= active`.
+/// `active` is at most the cap in `gate` whenever that is non-zero and was
+/// not lowered below `active` by a reconfiguration; `total >= active`.
 pub(crate) struct Listener {
-    max_conns: Atomic<u32>,
+    /// Its cap (high 32 bits, 0 for none) and its registration (low 32
+    /// bits): even while registered in a group, odd once it left; each
+    /// new registration takes the next even value.  A table names it with
+    /// the value of the registration it was built for, so that a table of
+    /// a group it left never picks it again, even once it is registered
+    /// in another group.  One word, so that selection reads both with one
+    /// load: with a GCC build every atomic is a call.
+    gate: Atomic<u64>,
     active: Atomic<u32>,
     total: Atomic<u64>,
     full_skips: Atomic<u64>,
-    /// Its registration: even while registered in a group, odd once it
-    /// left; each new registration takes the next even value.  A table
-    /// names it with the value of the registration it was built for, so
-    /// that a table of a group it left never picks it again, even once
-    /// it is registered in another group.
-    reg: Atomic<u32>,
+}
+
+/// The cap in a gate word.
+const fn gate_cap(gate: u64) -> u32 {
+    (gate >> 32) as u32
+}
+
+/// The registration in a gate word.
+const fn gate_reg(gate: u64) -> u32 {
+    gate as u32
+}
+
+/// A gate word.
+const fn gate(cap: u32, reg: u32) -> u64 {
+    ((cap as u64) << 32) | reg as u64
 }
 
 /// Whether a listener can take a connection, for selection.
@@ -95,11 +112,10 @@ impl Listener {
     /// (0 for no cap).
     pub(crate) fn new(max_conns: u32, flags: Flags) -> Result<Arc<Self>> {
         let l = Self {
-            max_conns: Atomic::new(max_conns),
+            gate: Atomic::new(gate(max_conns, 0)),
             active: Atomic::new(0),
             total: Atomic::new(0),
             full_skips: Atomic::new(0),
-            reg: Atomic::new(0),
         };
         Ok(Arc::new(l, flags)?)
     }
@@ -114,11 +130,13 @@ impl Listener {
 
     /// As [`Listener::room`], for a table built for registration `reg`:
     /// `Gone` unless the listener is still in that registration.
+    #[inline]
     pub(crate) fn room_in(&self, reg: u32) -> Room {
-        if self.reg.load(Relaxed) != reg || reg & 1 != 0 {
+        let g = self.gate.load(Relaxed);
+        if gate_reg(g) != reg || reg & 1 != 0 {
             return Room::Gone;
         }
-        let max = self.max_conns.load(Relaxed);
+        let max = gate_cap(g);
         if max == 0 || self.active.load(Relaxed) < max {
             Room::Yes
         } else {
@@ -126,14 +144,34 @@ impl Listener {
         }
     }
 
+    /// Whether [`Listener::room_in`] would say `Room::Yes`, for an even
+    /// `reg` only: it does not test the parity, so an odd `reg` may give
+    /// a wrong `true`.  The selection's fast path; a table's CPU ranges
+    /// name only even registrations.
+    #[inline]
+    pub(crate) fn has_room(&self, reg: u32) -> bool {
+        let g = self.gate.load(Relaxed);
+        if gate_reg(g) != reg {
+            return false;
+        }
+        let max = gate_cap(g);
+        max == 0 || self.active.load(Relaxed) < max
+    }
+
     /// Its current registration, for a table being built.
     pub(crate) fn registration(&self) -> u32 {
-        self.reg.load(Relaxed)
+        gate_reg(self.gate.load(Relaxed))
+    }
+
+    /// Its cap, 0 for none.
+    fn max_conns(&self) -> u32 {
+        gate_cap(self.gate.load(Relaxed))
     }
 
     /// Whether the listener was unregistered.
+    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
     pub(crate) fn is_gone(&self) -> bool {
-        self.reg.load(Relaxed) & 1 != 0
+        self.registration() & 1 != 0
     }
 
     /// Takes a slot for a new connection if the cap allows it.
@@ -143,7 +181,7 @@ impl Listener {
     /// the listener is full.
     pub(crate) fn admit(&self) -> bool {
         try_update!(self.active, |a: u32| {
-            let max = self.max_conns.load(Relaxed);
+            let max = self.max_conns();
             if max != 0 && a >= max {
                 return None;
             }
@@ -173,26 +211,39 @@ impl Listener {
         self.full_skips.add(1, Relaxed);
     }
 
-    /// Sets the cap; existing connections are kept even above it.
-    pub(crate) fn set_max_conns(&self, max_conns: u32) {
-        self.max_conns.store(max_conns, Relaxed);
+    /// Sets the cap (0 for none; existing connections are kept even
+    /// above it) and marks the listener unregistered, or registered again
+    /// (a new registration, which no older table names).
+    ///
+    /// Callers serialise this (C: under reuseport_lock).  One store, so
+    /// that selection sees the cap and the registration change together.
+    pub(crate) fn configure(&self, max_conns: u32, gone: bool) {
+        let r = self.registration();
+        let r = if gone == (r & 1 == 0) {
+            r.wrapping_add(1)
+        } else {
+            r
+        };
+        self.gate.store(gate(max_conns, r), Relaxed);
     }
 
-    /// Marks the listener unregistered, or registered again (a new
-    /// registration, which no older table names).
-    ///
-    /// Callers serialise this (C: under reuseport_lock).
+    /// Sets the cap alone; see [`Listener::configure`].
+    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
+    pub(crate) fn set_max_conns(&self, max_conns: u32) {
+        self.configure(max_conns, self.registration() & 1 != 0);
+    }
+
+    /// Marks the listener unregistered or registered again; see
+    /// [`Listener::configure`].
+    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
     pub(crate) fn set_gone(&self, gone: bool) {
-        let r = self.reg.load(Relaxed);
-        if gone == (r & 1 == 0) {
-            self.reg.store(r.wrapping_add(1), Relaxed);
-        }
+        self.configure(self.max_conns(), gone);
     }
 
     /// A snapshot of the counters (each read atomically on its own).
     pub(crate) fn info(&self) -> Info {
         Info {
-            max_conns: self.max_conns.load(Relaxed),
+            max_conns: self.max_conns(),
             active_conns: self.active.load(Relaxed),
             total_conns: self.total.load(Relaxed),
             full_skips: self.full_skips.load(Relaxed),

@@ -5,16 +5,20 @@
 //! A table never changes once built.  C builds a new one from the group's
 //! members whenever they change, in process context outside the group's
 //! lock (kvmalloc-backed, charged to the memory cgroup), and publishes it
-//! with RCU if the group has not changed meanwhile.  Selection runs
+//! with RCU; builders of one group take turns.  Selection runs
 //! in softirq on whatever table it finds: it indexes the entry of the
-//! current CPU, reads the listeners' counters and bumps a round-robin
-//! cursor; it takes no lock, allocates nothing and cannot panic.
+//! current CPU and reads its listeners' state; it takes no lock, writes
+//! and allocates nothing and cannot panic.  The listener that takes the
+//! connection request then moves the CPU's round-robin cursor and counts
+//! the full listeners it passed over ([`Table::turn`]).
 //!
 //! Layout: per CPU (up to the highest registered one) the range of its
-//! listeners in `slots`, in registration order; one cache-line-sized
-//! round-robin cursor per CPU that has two listeners or more.  Memory
-//! grows with what is registered, not with the number of CPUs times a
-//! fixed number of slots.
+//! listeners in `slots`, in registration order, and its first listener;
+//! one cache-line-sized round-robin cursor per CPU that has two listeners
+//! or more.  Memory grows with what is registered, not with the number
+//! of CPUs times a fixed number of slots.  With one listener per CPU,
+//! selection reads the CPU's entry, the member it names and one word of
+//! the listener's state.
 
 use crate::listener::{
     Listener,
@@ -130,32 +134,54 @@ impl Pick {
     }
 }
 
+/// A member of the table.
 struct Member {
-    handle: usize,
     listener: Arc<Listener>,
+    /// What selection returns for it.
+    handle: usize,
     /// The listener's registration this table was built for.
     reg: u32,
+    /// Where its mask starts in `masks`, for tests.
+    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
     mask_first: usize,
-    mask_len: usize,
+    /// How many words its mask has, for tests.
+    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
+    mask_len: u32,
 }
 
+/// One CPU's listeners: 16 bytes, four to a cache line.
 #[derive(Clone, Copy, Default)]
 struct CpuEntry {
-    /// Start of the CPU's listeners in `slots`.
-    first: u32,
+    /// Index in `members` of its first listener; `NONE` when it has none,
+    /// which no lookup finds, so selection needs no test of `len`.
+    head: u32,
     /// How many listeners the CPU has.
     len: u32,
+    /// Start of the CPU's listeners in `slots`.
+    first: u32,
     /// Index of its round-robin cursor, `NO_CURSOR` if it needs none.
     cursor: u32,
 }
 
 const NO_CURSOR: u32 = u32::MAX;
 
+/// `CpuEntry::head` of a CPU without listeners.
+const NONE: u32 = u32::MAX;
+
 /// A round-robin cursor, on 64 bytes of its own, so that CPUs do not
 /// share one cache line on most machines (it is 128 bytes or more on
 /// some arm64, ppc64 and s390 ones).
+///
+/// It holds the CPU's next turn: the position in its range (high 32 bits)
+/// and the index in `members` of the listener there (low 32 bits), so
+/// that selection reads the member without going through `slots`.
 #[repr(align(64))]
-struct Cursor(Atomic<u32>);
+struct Cursor(Atomic<u64>);
+
+/// A cursor's value.
+const fn turn_at(pos: u32, member: u32) -> u64 {
+    ((pos as u64) << 32) | member as u64
+}
 
 /// One member as input to [`Table::build`].
 #[derive(Clone, Copy)]
@@ -172,12 +198,20 @@ pub(crate) struct Input<'a> {
 ///
 /// # Invariants
 ///
-/// Every index in `slots` is below `members.len()`; every `CpuEntry`
-/// range lies within `slots`; every cursor index other than `NO_CURSOR`
-/// is below `cursors.len()`; `members.len()` fits in a `u32`.
+/// Every index in `slots` is below `members.len()` and names a member
+/// whose `reg` is even; the `CpuEntry` ranges tile `slots`, and a
+/// non-empty one's `head` equals `slots[first]`, an empty one's is `NONE`;
+/// every cursor index other than `NO_CURSOR` is below `cursors.len()`, and
+/// every cursor names, in its low half, the member at the position its
+/// high half gives in its CPU's range; `members.len()` fits in a `u32`
+/// (so `NONE` is no member's index).
 pub(crate) struct Table {
+    /// For tests, which rebuild a table from another.
+    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
     policy: Policy,
     members: KVVec<Member>,
+    /// The members' masks, for tests, which rebuild a table from another.
+    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
     masks: KVVec<u64>,
     cpus: KVVec<CpuEntry>,
     slots: KVVec<u32>,
@@ -186,6 +220,9 @@ pub(crate) struct Table {
 
 impl Table {
     /// Builds a table of `inputs`, in that order (registration order).
+    ///
+    /// Every clone of `inputs` must yield the same members; a build that
+    /// finds otherwise fails with `EINVAL`.
     ///
     /// May sleep with `GFP_KERNEL` flags; every allocation happens before
     /// anything is shared, so a failure leaves nothing behind.
@@ -210,8 +247,12 @@ impl Table {
                 .cpus
                 .get(cpu)
                 .and_then(|o| old.cursors.get(o.cursor as usize));
+            // The same position, now naming this table's listener there.
             if let Some(o) = from {
-                c.0.store(o.0.load(Relaxed), Relaxed);
+                let pos = (o.0.load(Relaxed) >> 32) as usize;
+                if let Some(v) = self.turn_value(e, pos) {
+                    c.0.store(v, Relaxed);
+                }
             }
         }
     }
@@ -328,6 +369,7 @@ impl Table {
     /// cookie, netfilter's socket match, a SYN dropped later all look
     /// listeners up).  The listener that takes a connection request calls
     /// [`Table::turn`].
+    #[inline]
     pub(crate) fn pick(&self, cpu: usize, hash: u32) -> Pick {
         match self.pick_cpu(cpu) {
             Some(handle) => Pick::Cpu(handle),
@@ -340,6 +382,11 @@ impl Table {
     #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
     pub(crate) fn select(&self, cpu: usize, hash: u32) -> Pick {
         let p = self.pick(cpu, hash);
+        // The kernel's fast path agrees whenever it answers.
+        #[cfg(test)]
+        if let Some(h) = self.pick_first(cpu) {
+            assert_eq!(p, Pick::Cpu(h));
+        }
         if let Pick::Cpu(h) | Pick::Other(h) = p {
             self.turn(cpu, h);
         }
@@ -353,33 +400,93 @@ impl Table {
         Some((slots, self.cursors.get(e.cursor as usize)))
     }
 
-    /// Where the CPU's turn starts: below `n` unless the cursor came from
-    /// an older table, so no division on this path.
-    fn start(cursor: Option<&Cursor>, n: usize) -> usize {
-        let pos = cursor.map_or(0, |c| c.0.load(Relaxed) as usize);
-        if pos >= n {
-            0
+    /// The cursor value for position `pos` of the CPU's range, wrapped to
+    /// 0 at its end; `None` if the range has no such listener.
+    fn turn_value(&self, e: &CpuEntry, pos: usize) -> Option<u64> {
+        let pos = if pos >= e.len as usize { 0 } else { pos };
+        let i = if pos == 0 {
+            e.head
         } else {
-            pos
+            *self.slots.get((e.first as usize).wrapping_add(pos))?
+        };
+        // `pos < len`, a u32.
+        Some(turn_at(pos as u32, i))
+    }
+
+    /// Where the CPU's turn is: its position and the member there.  The
+    /// position is checked against `len` by the callers that use it.
+    #[inline]
+    fn start(&self, e: &CpuEntry) -> (usize, u32) {
+        match self.cursors.get(e.cursor as usize) {
+            Some(c) => {
+                let v = c.0.load(Relaxed);
+                ((v >> 32) as usize, v as u32)
+            }
+            None => (0, e.head),
         }
     }
 
+    /// The member at `pos` of the CPU's range; `pos` 0 is in the entry.
+    #[inline]
+    fn at(&self, e: &CpuEntry, pos: usize) -> Option<&Member> {
+        let i = if pos == 0 {
+            e.head
+        } else {
+            // Within `slots` by the invariants; a wrapped index would
+            // only fail the lookup.
+            *self.slots.get((e.first as usize).wrapping_add(pos))?
+        };
+        self.members.get(i as usize)
+    }
+
+    /// The CPU's listener to try first, and whether it has room: with one
+    /// listener per CPU, or a first one with room, this is the whole
+    /// selection.  It reads the CPU's entry, the member it names and that
+    /// listener's gate word (plus the cursor of a round-robin CPU with
+    /// several listeners, and the count of a capped listener).
+    #[inline]
     fn pick_cpu(&self, cpu: usize) -> Option<usize> {
-        // One entry read; a round-robin cursor exists only for a CPU
-        // with two listeners or more in a round-robin table.
-        let (slots, cursor) = self.cpu_range(cpu)?;
-        let n = slots.len();
-        let mut pos = Self::start(cursor, n);
-        for _ in 0..n {
-            if let Some(m) = slots.get(pos).and_then(|&i| self.members.get(i as usize)) {
-                if m.listener.room_in(m.reg) == Room::Yes {
+        let e = self.cpus.get(cpu)?;
+        let (pos, i) = self.start(e);
+        if let Some(m) = self.members.get(i as usize) {
+            if m.listener.has_room(m.reg) {
+                return Some(m.handle);
+            }
+        }
+        self.pick_cpu_rest(e, pos)
+    }
+
+    /// What [`Table::pick`] returns when the first listener to try on
+    /// `cpu` has room; `None` when it must look further.
+    ///
+    /// The kernel's fast path, so small that it needs few registers across
+    /// its one call (with gcc, every atomic is a call).
+    #[inline]
+    pub(crate) fn pick_first(&self, cpu: usize) -> Option<usize> {
+        let e = self.cpus.get(cpu)?;
+        let m = self.members.get(self.start(e).1 as usize)?;
+        m.listener.has_room(m.reg).then_some(m.handle)
+    }
+
+    /// The CPU's other listeners, in turn after `pos`: out of line, so
+    /// that the common case stays small, but not cold (fill first comes
+    /// here whenever its first listener is full).
+    #[inline(never)]
+    fn pick_cpu_rest(&self, e: &CpuEntry, mut pos: usize) -> Option<usize> {
+        let n = e.len as usize;
+        if pos >= n {
+            pos = 0;
+        }
+        for _ in 1..n {
+            // `pos < n`: no overflow.
+            pos = pos.wrapping_add(1);
+            if pos >= n {
+                pos = 0;
+            }
+            if let Some(m) = self.at(e, pos) {
+                if m.listener.has_room(m.reg) {
                     return Some(m.handle);
                 }
-            }
-            // `pos < n`, so `pos + 1` cannot overflow.
-            pos += 1;
-            if pos == n {
-                pos = 0;
             }
         }
         None
@@ -397,14 +504,20 @@ impl Table {
             return;
         };
         let n = slots.len();
-        let mut pos = Self::start(cursor, n);
+        let Some(e) = self.cpus.get(cpu) else {
+            return;
+        };
+        let mut pos = self.start(e).0;
+        if pos >= n {
+            pos = 0;
+        }
         for _ in 0..n {
             if let Some(m) = slots.get(pos).and_then(|&i| self.members.get(i as usize)) {
                 if m.handle == handle {
-                    // `pos + 1 <= n`, which fits in a u32 (see the
-                    // invariants).
                     if let Some(c) = cursor {
-                        c.0.store(u32::try_from(pos + 1).unwrap_or(0), Relaxed);
+                        if let Some(v) = self.turn_value(e, pos.wrapping_add(1)) {
+                            c.0.store(v, Relaxed);
+                        }
                     }
                     return;
                 }
@@ -412,18 +525,23 @@ impl Table {
                     m.listener.note_full_skip();
                 }
             }
-            pos += 1;
-            if pos == n {
+            // `pos < n`: no overflow.
+            pos = pos.wrapping_add(1);
+            if pos >= n {
                 pos = 0;
             }
         }
     }
 
+    /// Only when the CPU's listeners are all full or absent: kept out of
+    /// line so that the common path stays small.
+    #[cold]
+    #[inline(never)]
     fn fallback(&self, hash: u32) -> Pick {
         let n = self.members.len();
         // reciprocal_scale(hash, n) as reuseport's hash selection does:
         // both factors are below 2^32, so the product fits in 64 bits.
-        let start = ((u64::from(hash) * n as u64) >> 32) as usize;
+        let start = (u64::from(hash).wrapping_mul(n as u64) >> 32) as usize;
         let (Some(head), Some(tail)) = (self.members.get(start..), self.members.get(..start))
         else {
             return Pick::Empty;
@@ -450,7 +568,7 @@ impl Table {
             mask: self
                 .masks
                 .get(m.mask_first..)
-                .and_then(|s| s.get(..m.mask_len))
+                .and_then(|s| s.get(..m.mask_len as usize))
                 .unwrap_or(&[]),
         }
     }
@@ -474,38 +592,51 @@ impl Table {
         flags: Flags,
     ) -> Result<Self> {
         // Pass 1: sizes.
-        let (mut n, mut words, mut nslots, mut ncpus) = (0usize, 0usize, 0usize, 0usize);
+        let (mut n, mut ncpus) = (0usize, 0usize);
+        #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
+        let mut words = 0usize;
         for input in inputs.clone() {
             n = n.checked_add(1).ok_or(EINVAL)?;
-            words = words.checked_add(input.mask.len()).ok_or(EINVAL)?;
+            #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
+            {
+                words = words.checked_add(input.mask.len()).ok_or(EINVAL)?;
+            }
             for_each_cpu(input.mask, |cpu| {
-                nslots = nslots.checked_add(1).ok_or(EINVAL)?;
                 ncpus = ncpus.max(cpu.checked_add(1).ok_or(EINVAL)?);
                 Ok(())
             })?;
         }
-        if u32::try_from(n).is_err() || u32::try_from(nslots).is_err() {
+        // `NONE` must index no member.
+        if n >= NONE as usize {
             return Err(EINVAL);
         }
         let mut members = KVVec::with_capacity(n, flags)?;
+        #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
         let mut masks = KVVec::with_capacity(words, flags)?;
         let mut cpus = KVVec::from_elem(CpuEntry::default(), ncpus, flags)?;
-        let mut slots = KVVec::from_elem(0u32, nslots, flags)?;
 
-        // Pass 2: members, masks, per-CPU counts.
+        // Pass 2: members, per-CPU counts.
         for input in inputs.clone() {
-            let mask_first = masks.len();
-            masks.extend_from_slice(input.mask, flags)?;
             members.push(
                 Member {
-                    handle: input.handle,
                     listener: input.listener.clone(),
+                    handle: input.handle,
                     reg: input.listener.registration(),
-                    mask_first,
-                    mask_len: input.mask.len(),
+                    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
+                    mask_len: u32::try_from(input.mask.len()).map_err(|_| EINVAL)?,
+                    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
+                    mask_first: masks.len(),
                 },
                 flags,
             )?;
+            #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
+            masks.extend_from_slice(input.mask, flags)?;
+            // Only members registered when their registration was read
+            // here go in their CPUs' ranges (a listener may leave at any
+            // time: that is what `Member::reg` is for).
+            if members.last().is_none_or(|m| m.reg & 1 != 0) {
+                continue;
+            }
             for_each_cpu(input.mask, |cpu| {
                 let e = cpus.get_mut(cpu).ok_or(EINVAL)?;
                 e.len = e.len.checked_add(1).ok_or(EINVAL)?;
@@ -513,46 +644,73 @@ impl Table {
             })?;
         }
 
-        // Each CPU's range ends at the running sum; filling members from
-        // the last backwards moves `first` down to the range's start and
-        // leaves each range in registration order.
-        let mut end = 0u32;
+        // Each CPU's range starts at the running sum; `head` counts the
+        // listeners placed so far while the slots are filled, in
+        // registration order.
+        let mut start = 0u32;
         let mut nrr = 0usize;
         for e in cpus.iter_mut() {
-            end = end.checked_add(e.len).ok_or(EINVAL)?;
-            e.first = end;
+            e.first = start;
+            start = start.checked_add(e.len).ok_or(EINVAL)?;
             if policy == Policy::RoundRobin && e.len > 1 {
-                nrr += 1;
+                nrr = nrr.checked_add(1).ok_or(EINVAL)?;
             }
         }
-        for (i, m) in members.iter().enumerate().rev() {
-            let mask = masks.get(m.mask_first..).and_then(|s| s.get(..m.mask_len));
+        let mut slots = KVVec::from_elem(0u32, start as usize, flags)?;
+        for (i, input) in inputs.enumerate() {
+            let m = members.get(i).ok_or(EINVAL)?;
+            if m.handle != input.handle {
+                return Err(EINVAL);
+            }
+            if m.reg & 1 != 0 {
+                continue;
+            }
             let i = u32::try_from(i).map_err(|_| EINVAL)?;
-            for_each_cpu(mask.unwrap_or(&[]), |cpu| {
+            for_each_cpu(input.mask, |cpu| {
                 let e = cpus.get_mut(cpu).ok_or(EINVAL)?;
-                e.first = e.first.checked_sub(1).ok_or(EINVAL)?;
-                *slots.get_mut(e.first as usize).ok_or(EINVAL)? = i;
+                if e.head >= e.len {
+                    return Err(EINVAL);
+                }
+                let at = e.first.checked_add(e.head).ok_or(EINVAL)?;
+                *slots.get_mut(at as usize).ok_or(EINVAL)? = i;
+                // `head < len`: no overflow.
+                e.head += 1;
                 Ok(())
             })?;
         }
 
         // Round-robin cursors, which the caller may carry over from the
-        // table this one replaces (`carry_cursors()`).
+        // table this one replaces (`carry_cursors()`), and each CPU's
+        // first listener.
         let mut cursors = KVVec::with_capacity(nrr, flags)?;
         for e in cpus.iter_mut() {
+            if e.head != e.len {
+                return Err(EINVAL);
+            }
+            e.head = if e.len > 0 {
+                *slots.get(e.first as usize).ok_or(EINVAL)?
+            } else {
+                NONE
+            };
             e.cursor = NO_CURSOR;
             if policy != Policy::RoundRobin || e.len < 2 {
                 continue;
             }
             e.cursor = u32::try_from(cursors.len()).map_err(|_| EINVAL)?;
-            cursors.push(Cursor(Atomic::new(0)), flags)?;
+            cursors.push(Cursor(Atomic::new(turn_at(0, e.head))), flags)?;
         }
-        // INVARIANT: `slots` holds member indexes below `n`, written within
-        // the ranges computed from the same counts; cursor indexes are
-        // pushed positions; `n` fits in a `u32` (checked above).
+        // INVARIANT: the ranges tile `slots` (running sums of the counts);
+        // each was filled exactly (`head == len` checked) with indexes
+        // below `n` of members whose stored, even `reg` both the count and
+        // the fill tested; `head` is then `slots[first]`, or `NONE`; cursor
+        // indexes are pushed positions, each cursor starting at position 0
+        // and `head`; `n` fits in a `u32` (checked above) and is at most
+        // `u32::MAX - 1`, since `NONE` indexes nothing (below).
         Ok(Self {
+            #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
             policy,
             members,
+            #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
             masks,
             cpus,
             slots,
