@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # Every commit of the series must build on its own (netdev bisects), with
-# the feature on (the test config, harness/kernel.config) and off (a
-# minimal networking kernel without Rust, harness/kernel-off.config).
+# the feature on (the test config, harness/kernel.config), on without its
+# tests (harness/bench/kernel.config over it) and off (a minimal
+# networking kernel without Rust, harness/kernel-off.config).
 # Each config has its own output tree, so that only what a commit
 # changes is rebuilt; commits are checked out in order and each is built
 # in both before the next.  The head in the
@@ -17,10 +18,14 @@ repo=$(dirname "$here")
 build=${BUILD:-$repo/build}
 src=$build/linux
 
-# NAME OUTPUT FRAGMENTS...
+# NAME OUTPUT FRAGMENTS...  "prod" is the feature on without KUnit and
+# lockdep, as allmodconfig (KUNIT=m) and distributions build it: code
+# that only tests use must not be left dead there (Rust warnings are
+# errors with CONFIG_WERROR).  It is also make bench's kernel.
 configs=(
 	"on $build/kbuild $here/kernel.config"
 	"off $build/kbuild-off $here/kernel-off.config"
+	"prod $build/kbuild-bench $here/kernel.config $here/bench/kernel.config"
 )
 
 "$here/series.py" assemble
