@@ -74,7 +74,7 @@ def svg_open(w, h, x, title):
             f'<text x="{x}" y="22" font-size="14">{title}</text>']
 
 
-def svg_lines(series, title, ylabel, path):
+def svg_lines(series, title, ylabel, path, xs=None):
     """series: {mech: [(n, y), ...]}; x on a log2 scale, y on a log scale
     (costs span more than a decade)."""
     import math
@@ -84,7 +84,7 @@ def svg_lines(series, title, ylabel, path):
         return
     lo = 10 ** math.floor(math.log10(min(ys)))
     hi = 10 ** math.ceil(math.log10(max(ys)))
-    xs = SIZES
+    xs = xs or SIZES
 
     def px(n):
         i = xs.index(n)
@@ -135,26 +135,243 @@ def svg_lines(series, title, ylabel, path):
         f.write("\n".join(o) + "\n")
 
 
-def svg_bars(values, title, path):
-    """values: [(label, mech, fraction)], a horizontal bar per entry."""
+def svg_bars(values, title, path, unit="%"):
+    """values: [(label, mech, v)], a horizontal bar per entry: v a
+    fraction (unit "%") or a count scaled to the largest."""
     w, l, bh = 640, 230, 24
+    if unit != "%":
+        top = max([v for _, _, v in values if v == v] + [1e-9])
+        values = [(a, m, v / top, v) for a, m, v in values]
+    else:
+        values = [(a, m, v, v) for a, m, v in values]
     h = 60 + bh * len(values)
     o = svg_open(w, h, 20, title)
     scale = (w - l - 70)
-    for i, (label, m, v) in enumerate(values):
+    for i, (label, m, v, raw) in enumerate(values):
         y = 40 + i * bh
         o.append(f'<text x="{l - 8}" y="{y + 15}" text-anchor="end">'
                  f'{label}</text>')
         if v == v:
             o.append(f'<rect x="{l}" y="{y + 3}" width="{v * scale:.1f}" '
                      f'height="{bh - 6}" fill="{COLOR.get(m, "#555")}"/>')
+            txt = f"{raw * 100:.1f}%" if unit == "%" else f"{raw:.3g}"
             o.append(f'<text x="{l + v * scale + 6:.1f}" y="{y + 15}">'
-                     f'{v * 100:.1f}%</text>')
+                     f'{txt}</text>')
     o.append(f'<line x1="{l + scale}" y1="35" x2="{l + scale}" '
              f'y2="{h - 15}" stroke="#999" stroke-dasharray="4"/>')
     o.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(o) + "\n")
+
+
+ISIZES = [1, 4, 16, 64, 256, 1024]
+
+
+def spread(xs, nd=3):
+    """median [min, max] of a list."""
+    if not xs:
+        return "-"
+    return (f"{fmt(statistics.median(xs), nd)} "
+            f"[{fmt(min(xs), nd)}, {fmt(max(xs), nd)}]")
+
+
+def rps_section(d, g, add):
+    """Connections whose SYN's CPU RPS chose: locality, wakeups, IPIs."""
+    rs = [r for r in g if r.get("test") == "rps"]
+    if not rs:
+        return {}
+    st = next((r for r in g if r.get("test") == "setup" and
+               r.get("mode") == "rps"), {})
+    add("## Under RPS: the SYN's CPU chosen by RPS\n")
+    add("`rps_cpus` on lo's receive queue set to every CPU, RFS off, so "
+        "each connection's packets are processed on the CPU its flow "
+        "hash picks, not on the client's.  One listener per CPU with one "
+        "accept thread pinned to it, blocked in accept(); one client "
+        f"thread per CPU; {int(st.get('conns', 0))} connections per run, "
+        f"{int(st.get('reps', 0))} runs per mechanism, median [min, max] "
+        "per connection.  local: accepted on the SYN's CPU "
+        "(SO_INCOMING_CPU of the accepted socket); wakeups: of the accept "
+        "threads (tracefs sched_waking), remote: from another CPU; IPIs: "
+        "RES + CAL of /proc/interrupts, all CPUs; cs: context switches "
+        "of the accept threads.  NET_RX softirqs ran on every CPU in "
+        "every run (fewest on one CPU: "
+        f"{int(min(r['net_rx_min_cpu'] for r in rs))}).\n")
+    add("| mechanism | local | wakeups | remote wakeups | IPIs | cs |")
+    add("|---|---|---|---|---|---|")
+    med = {}
+    for m in MECHS:
+        mr = [r for r in rs if r["mech"] == m]
+        if not mr:
+            continue
+        med[m] = {k: statistics.median([r[k] for r in mr])
+                  for k in ("local", "remote_wakeups", "ipi", "wakeups")}
+        add(f"| {LABEL[m]} | "
+            f"{spread([100 * r['local'] for r in mr], 1)}% | "
+            f"{spread([r['wakeups'] for r in mr])} | "
+            f"{spread([r['remote_wakeups'] for r in mr])} | "
+            f"{spread([r['ipi'] for r in mr])} | "
+            f"{spread([r['cs'] for r in mr])} |")
+    add("")
+    svg_bars([(LABEL[m], m, med[m]["local"]) for m in med],
+             "Under RPS: connections accepted on their SYN's CPU",
+             os.path.join(d, "rps-locality.svg"))
+    svg_bars([(LABEL[m], m, med[m]["remote_wakeups"]) for m in med],
+             "Under RPS: remote wakeups of the accept thread per "
+             "connection", os.path.join(d, "rps-wakeups.svg"), unit="n")
+    add("![locality under RPS](rps-locality.svg)\n")
+    add("![remote wakeups under RPS](rps-wakeups.svg)\n")
+    return med
+
+
+def sim_section(d, add):
+    """The simulated 256-CPU group over the real Rust core."""
+    sim = records(os.path.join(d, "sim.log"))
+    runs = [r for r in sim if r.get("test") == "sim"]
+    if not runs:
+        return
+    r0 = runs[0]
+    add("## A 256-CPU, 1024-listener group, simulated\n")
+    add(f"`harness/host/simulate.rs` drives the real Rust core (the files "
+        f"of net/core/reuserps/, built for the host) with a group of "
+        f"{int(r0['listeners'])} listeners on {int(r0['cpus'])} CPUs, four "
+        "per CPU, registered as the kernel builds the table; SYNs spread "
+        "by a 512-entry RSS indirection table (flow hash uniform); "
+        f"{int(r0['offered'])} connections with Pareto lifetimes (shape "
+        "1.5, mean 3 time units) at a rate that keeps about 64 alive per "
+        "listener.  Balance: over samples of the live counts of all "
+        "listeners, max/mean (mean and worst) and the coefficient of "
+        "variation.  Every count returned to zero at the end.\n")
+    add("| mechanism | cap | on the SYN's CPU | fallback | dropped | "
+        "max/mean (mean) | max/mean (worst) | CV | highest active |")
+    add("|---|---|---|---|---|---|---|---|---|")
+    names = {"hash": LABEL["hash"], "rps_rr": LABEL["rps_rr"],
+             "rps_ff": "SO_REUSERPS fill first",
+             "rps_rr_cap": "SO_REUSERPS round robin, capped"}
+    for r in runs:
+        add(f"| {names.get(r['mech'], r['mech'])} | "
+            f"{int(r['cap']) or '-'} | {fmt(100 * r['local'], 3)}% | "
+            f"{fmt(100 * r['fallback'], 3)}% | "
+            f"{fmt(100 * r['dropped'], 3)}% | {fmt(r['mean_max_mean'], 3)} | "
+            f"{fmt(r['worst_max_mean'], 3)} | {fmt(r['mean_cv'], 4)} | "
+            f"{int(r['max_active'])} |")
+    add("")
+    b = [r for r in sim if r.get("test") == "sim_build"]
+    if b:
+        add("Time to build the table of the group (the work one join or "
+            "leave does, outside reuseport_lock), on the host:\n")
+        add("| listeners | " + " | ".join(str(int(r["listeners"]))
+                                         for r in b) + " |")
+        add("|---|" + "---|" * len(b))
+        add("| us per build | " + " | ".join(fmt(r["us"], 1) for r in b) +
+            " |")
+        add("")
+
+
+def big_section(d, add):
+    """The 32-vCPU smoke run under RPS, and the struct sizes."""
+    big = [r for r in records(os.path.join(d, "big.log"))
+           if r.get("test") == "rps"]
+    if big:
+        add("## 32 vCPUs under RPS (smoke run)\n")
+        add("The RPS run above in a 32-vCPU guest, one repetition, 20 "
+            "connections per CPU: one listener and one pinned accept "
+            "thread per CPU.\n")
+        add("| mechanism | connections | local | remote wakeups | IPIs |")
+        add("|---|---|---|---|---|")
+        for r in big:
+            add(f"| {LABEL.get(r['mech'], r['mech'])} | {int(r['conns'])} | "
+                f"{fmt(100 * r['local'], 1)}% | "
+                f"{fmt(r['remote_wakeups'], 3)} | {fmt(r['ipi'], 3)} |")
+        add("")
+    sizes = os.path.join(d, "sizes.txt")
+    if os.path.exists(sizes):
+        with open(sizes) as f:
+            txt = f.read().strip()
+        add("## Sizes\n")
+        add("Of the socket structures, in the test configuration, with the "
+            "series and at the base (`harness/struct-sizes.sh`, object "
+            "sizes from `nm -S`, as pahole would give them):\n")
+        add("```\n" + txt + "\n```\n")
+
+
+def icount_section(d, add):
+    """Instructions under -icount: per selection, per connection, and the
+    same on the base kernel (DIR/icount.log)."""
+    ic = records(os.path.join(d, "icount.log"))
+    if not ic:
+        add("No instruction counts (the -icount guests did not run).\n")
+        return None
+    loop = {r["kernel"]: r["insns"] for r in ic
+            if r.get("test") == "icount_loop"}
+    sel = {(r["kernel"], r["mech"], int(r["n"])): r for r in ic
+           if r.get("test") == "icount_select"}
+    conn = {(r["kernel"], r["mech"]): r for r in ic
+            if r.get("test") == "icount_conn"}
+
+    def net(k, m, n):
+        r = sel.get((k, m, n))
+        return r["insns"] - loop.get(k, 0) if r else float("nan")
+
+    add("## Instructions per selection\n")
+    add("Guests under QEMU's `-icount shift=0,align=off,sleep=off` (one "
+        "guest ns per instruction, deterministic): the selection timer "
+        "runs `reuseport_select_sock()` with interrupts off on CPU 0, "
+        "20000 times after a warm-up, median of the repetitions (min and "
+        "max were equal to within 0.01 in every run so far: see "
+        "`icount.log`).  Net of the timer's own loop "
+        f"({fmt(loop.get('series', float('nan')), 1)} instructions).  N "
+        "listeners, listener i serving CPU i / (N / CPUs); fill first "
+        "with a cap it never reaches, round robin without.\n")
+    add("| mechanism | " + " | ".join(f"N={n}" for n in ISIZES) +
+        " | N=1024 / N=4 |")
+    add("|---|" + "---|" * (len(ISIZES) + 1))
+    for m in MECHS:
+        v = [net("series", m, n) for n in ISIZES]
+        if all(x != x for x in v):
+            continue
+        add(f"| {LABEL[m]} | " + " | ".join(fmt(x, 1) for x in v) +
+            f" | {fmt(v[-1] / v[1], 2)} |")
+    add("")
+    svg_lines({m: [(n, net("series", m, n)) for n in ISIZES]
+               for m in MECHS if (("series", m, 4) in sel)},
+              "Instructions per selection (log scale)",
+              "instructions per reuseport_select_sock()",
+              os.path.join(d, "select-insns.svg"), ISIZES)
+    add("![instructions per selection](select-insns.svg)\n")
+
+    if any(k == "base" for k, _, _ in sel):
+        add("## What sockets that do not use SO_REUSERPS pay\n")
+        add("The same guest and configuration, on the base kernel "
+            "(unpatched 7.3.4) and with the series; no socket of the "
+            "run asked for SO_REUSERPS before these rows were measured "
+            "except where marked.\n")
+        add("| selection, N=4 | base | series | difference |")
+        add("|---|---|---|---|")
+        for m in ("hash", "incpu", "cbpf", "ebpf"):
+            a, b = net("base", m, 4), net("series", m, 4)
+            add(f"| {LABEL[m]} | {fmt(a, 1)} | {fmt(b, 1)} | "
+                f"{fmt(b - a, 1)} ({fmt(100 * (b - a) / a, 2)}%) |")
+        add("")
+    if conn:
+        add("## Instructions per connection\n")
+        add("One thread on CPU 0: socket(), connect() over loopback, "
+            "accept() on the listener that got it, close() of both; "
+            "instructions of all CPUs while it runs, per connection, "
+            "median of the repetitions.  One listener per CPU; `none` is "
+            "one listener without SO_REUSEPORT.\n")
+        add("| mechanism | base | series | difference |")
+        add("|---|---|---|---|")
+        for m in ["none"] + MECHS:
+            a = conn.get(("base", m), {}).get("insns", float("nan"))
+            b = conn.get(("series", m), {}).get("insns", float("nan"))
+            if b != b:
+                continue
+            diff = (f"{fmt(b - a, 0)} ({fmt(100 * (b - a) / a, 2)}%)"
+                    if a == a else "-")
+            add(f"| {LABEL.get(m, 'no SO_REUSEPORT')} | {fmt(a, 0)} | "
+                f"{fmt(b, 0)} | {diff} |")
+        add("")
+    return net, conn
 
 
 def main():
@@ -185,36 +402,11 @@ def main():
         f" absolute numbers are far below real hardware: compare the "
         f"ratios, which are all taken within this one run.\n")
 
-    # Selection cost.
-    sel = {(r["mech"], int(r["n"])): r for r in g
-           if r.get("test") == "select" and "mech" in r}
-    add("## Selection cost against group size\n")
-    if sel:
-        base = sel.get(("hash", 4), {}).get("ns", float("nan"))
-        add("Time of one `reuseport_select_sock()` on a group of N "
-            "listeners (listener i serves CPU i / (N / CPUs)), measured in "
-            "the guest kernel by `harness/bench/kmod` (a warm-up, then 200000 calls with"
-            " BHs off under RCU, median of 7), on CPU "
-            f"{int(next(iter(sel.values()))['cpu'])}.  Ratios: to the "
-            "same mechanism at 4 listeners, and to plain hash selection "
-            "at 4.\n")
-        add("| mechanism | " + " | ".join(f"N={n} ns" for n in SIZES) +
-            " | N=256 / N=4 | N=4 / hash N=4 | N=256 / hash N=4 |")
-        add("|---|" + "---|" * (len(SIZES) + 3))
-        for m in MECHS:
-            v = [sel.get((m, n), {}).get("ns", float("nan")) for n in SIZES]
-            add(f"| {LABEL[m]} | " + " | ".join(fmt(x) for x in v) +
-                f" | {fmt(v[3] / v[0], 2)} | {fmt(v[0] / base, 2)} | "
-                f"{fmt(v[3] / base, 2)} |")
-        add("")
-        svg_lines({m: [(n, sel.get((m, n), {}).get("ns", float("nan")))
-                       for n in SIZES] for m in MECHS},
-                  "Cost of one selection in the guest kernel (log scale)",
-                  "ns per selection",
-                  os.path.join(d, "select.svg"))
-        add("![selection cost](select.svg)\n")
-    else:
-        add("No selection timings (the module did not load).\n")
+    rps = rps_section(d, g, add)
+
+    ics = icount_section(d, add)
+    sim_section(d, add)
+    big_section(d, add)
 
     hir = {(int(r["n"]), int(r["iters"])): r["ir"] for r in host
            if r.get("test") == "host"}
@@ -301,6 +493,34 @@ def main():
             f"{fmt(r['connect_ms_full'], 0)} (timed out: dropped) |")
         add("")
 
+    hx = [r for r in g if r.get("test") == "haproxy"]
+    if hx:
+        add("## HAProxy, unmodified\n")
+        add("Debian's HAProxy, one thread per CPU (`nbthread`, `cpu-map "
+            "auto:1/1-4 0-3`), a listener per thread (`bind ... shards "
+            "by-thread`), `tune.listener.multi-queue off` so that the "
+            "accepting thread serves the connection, answering every "
+            "request itself (`http-request return`); loaded with the "
+            "preload library as nginx is.  Load: wrk, one thread per "
+            "CPU, 32 connections, `Connection: close`.\n")
+        add("| mode | requests/s | ratio to off | locality | errors |")
+        add("|---|---|---|---|---|")
+        off_by = {r["rep"]: r["rps"] for r in hx if r["mode"] == "off"}
+        for mode in ("off", "rr"):
+            mr = [r for r in hx if r["mode"] == mode]
+            if not mr:
+                continue
+            loc = mean([r["local"] / (r["local"] + r["remote"]) for r in mr
+                        if r["local"] + r["remote"]])
+            ratio = mean([r["rps"] / off_by[r["rep"]] for r in mr
+                          if off_by.get(r["rep"])])
+            errs = sorted({str(r.get("errors")) for r in mr})
+            add(f"| {'plain reuseport' if mode == 'off' else 'SO_REUSERPS'}"
+                f" | {fmt(mean([r['rps'] for r in mr]), 0)} | "
+                f"{fmt(ratio, 3)} | {fmt(100 * loc, 1)}% | "
+                f"{', '.join(errs)} |")
+        add("")
+
     ng = [r for r in g if r.get("test") == "nginx"]
     if ng:
         add("## nginx, unmodified\n")
@@ -340,6 +560,22 @@ def main():
         return mean([r["rate"] / hb[r["rep"]] for r in r1
                      if r["mech"] == m and hb.get(r["rep"])])
 
+    if rps:
+        peers = [m for m in rps if not m.startswith("rps_")]
+        for m in [m for m in rps if m.startswith("rps_")]:
+            v = rps[m]
+            add(f"| under RPS, {LABEL[m]} accepts 100% on the SYN's CPU "
+                f"(hash: {fmt(100 * rps.get('hash', {}).get('local', 0), 1)}"
+                f"%) | {fmt(100 * v['local'], 2)}% | "
+                f"{'yes' if v['local'] >= 0.9999 else 'no'} |")
+            for k, what in (("remote_wakeups", "remote wakeups"),
+                            ("ipi", "IPIs")):
+                best = min(peers, key=lambda p: rps[p][k]) if peers else None
+                if best:
+                    add(f"| under RPS, {LABEL[m]} has the fewest {what} "
+                        f"per connection (best peer {LABEL[best]}: "
+                        f"{fmt(rps[best][k], 3)}) | {fmt(v[k], 3)} | "
+                        f"{'yes' if v[k] <= rps[best][k] else 'no'} |")
     for m in ("rps_rr", "rps_ff"):
         add(f"| locality of {LABEL[m]} is 100% (hash: "
             f"{fmt(100 * loc('hash'), 1)}%) | {fmt(100 * loc(m), 2)}% | "
@@ -351,14 +587,36 @@ def main():
     add(f"| connection rate at least the best peer's ({LABEL[best]}, "
         f"{fmt(peers[best], 3)} x hash) | {fmt(rr, 3)} x hash | "
         f"{'yes' if rr >= peers[best] else 'no'} |")
-    if sel:
-        a = sel.get(("rps_rr", 4), {}).get("ns", float("nan"))
-        z = sel.get(("rps_rr", 256), {}).get("ns", float("nan"))
-        hb = sel.get(("hash", 4), {}).get("ns", float("nan"))
-        add(f"| selection at 256 listeners within 10% of 4 | "
-            f"{fmt(z / a, 3)} | {'yes' if z / a <= 1.10 else 'no'} |")
-        add(f"| selection at 4 within 5% of hash at 4 | {fmt(a / hb, 3)} |"
-            f" {'yes' if a / hb <= 1.05 else 'no'} |")
+    if ics:
+        net, conn = ics
+        for k, what in (("series", "gcc"), ("llvm", "clang, inlined helpers")):
+            r4, i4, h4 = (net(k, "rps_rr", 4), net(k, "incpu", 4),
+                          net(k, "hash", 4))
+            if r4 != r4:
+                continue
+            add(f"| instructions per SO_REUSERPS selection at N=4 at most "
+                f"SO_INCOMING_CPU's ({what}: {fmt(i4, 1)}) | {fmt(r4, 1)} | "
+                f"{'yes' if r4 <= i4 else 'no'} |")
+            add(f"| ... and at most 1.5 x plain hash's ({fmt(h4, 1)}) | "
+                f"{fmt(r4 / h4, 2)} x | {'yes' if r4 <= 1.5 * h4 else 'no'} |")
+            worst = max(max(net(k, m, n) for n in ISIZES) /
+                        net(k, m, 4) for m in ("rps_rr", "rps_ff"))
+            add(f"| ... flat to N=1024 (worst max over N / N=4, both "
+                f"policies) | {fmt(worst, 3)} | "
+                f"{'yes' if worst <= 1.10 else 'no'} |")
+        for m in ("hash", "incpu", "cbpf", "ebpf"):
+            a, b = net("base", m, 4), net("series", m, 4)
+            if a == a and b == b:
+                add(f"| non-users: {LABEL[m]} selection within 1% of the "
+                    f"base's ({fmt(a, 1)}) | {fmt(b, 1)} | "
+                    f"{'yes' if abs(b - a) <= 0.01 * a else 'no'} |")
+        for m in ("none", "hash"):
+            a = conn.get(("base", m), {}).get("insns", float("nan"))
+            b = conn.get(("series", m), {}).get("insns", float("nan"))
+            if a == a and b == b:
+                add(f"| non-users: a connection ({LABEL.get(m, 'no SO_REUSEPORT')}) "
+                    f"within 1% of the base's ({fmt(a, 0)}) | {fmt(b, 0)} | "
+                    f"{'yes' if abs(b - a) <= 0.01 * a else 'no'} |")
     if ov:
         add(f"| caps never exceeded | highest {int(ov[-1]['max_active'])}"
             f" with cap {int(ov[-1]['cap'])} | "

@@ -25,7 +25,7 @@ reps=${BENCH_REPS:-5}
 . "$here/toolchain.sh"
 
 need=()
-for p in nginx-light wrk valgrind; do
+for p in nginx-light haproxy wrk valgrind; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
 		grep -q "install ok installed" || need+=("$p")
 done
@@ -52,7 +52,7 @@ make -s -C "$repo/tools/net/reuserps" EXTRA_CFLAGS="-isystem $hdr" \
 
 # nginx, wrk and the preload library are dynamically linked: their
 # libraries and the loader go along.
-for bin in /usr/sbin/nginx /usr/bin/wrk \
+for bin in /usr/sbin/nginx /usr/sbin/haproxy /usr/bin/wrk \
 	"$out/root/usr/lib/libreuserps_preload.so"; do
 	case "$bin" in "$out"/*) ;; *) install -D "$bin" "$out/root$bin" ;; esac
 	ldd "$bin" | awk '/=> \// {print $3} /^\t\/lib/ {print $1}' |
@@ -61,6 +61,8 @@ for bin in /usr/sbin/nginx /usr/bin/wrk \
 		done
 done
 cp "$here/bench/nginx.conf" "$out/root/etc/nginx/bench.conf"
+mkdir -p "$out/root/etc/haproxy"
+cp "$here/bench/haproxy.cfg" "$out/root/etc/haproxy/bench.cfg"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n' \
 	>"$out/root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$out/root/etc/group"
@@ -74,6 +76,52 @@ echo "bench 1500 $here/bench/guest-bench.sh $secs $reps 8" >"$out/manifest"
 	--manifest "$out/manifest" || true
 cp "$build/results/bench/results.log" "$out/guest.log"
 
+# Instructions, under QEMU's -icount (one guest ns per instruction): per
+# reuseport_select_sock() and per whole connection, on the bench kernel
+# and on the base built with the same configuration (sockets that do not
+# use SO_REUSERPS must not pay).
+icount_iters=${ICOUNT_ITERS:-20000}
+icount_conns=${ICOUNT_CONNS:-400}
+icount_reps=${ICOUNT_REPS:-5}
+icount() {	# NAME KSRC KOUT MECHS
+	local name=$1 ksrc=$2 kdir=$3 mechs=$4 d=$out/icount-$1
+	rm -rf "$d"
+	mkdir -p "$d/kmod" "$d/root/tests"
+	cp "$here/bench/kmod/reuserps_select_bench.c" "$d/kmod/"
+	echo "obj-m += reuserps_select_bench.o" >"$d/kmod/Makefile"
+	make -s -C "$ksrc" O="$kdir" "${KMAKE_VARS[@]}" M="$d/kmod" modules
+	cp "$d/kmod/reuserps_select_bench.ko" "$out/reuserps_bench" \
+		"$d/root/tests/"
+	echo "icount 1500 $here/bench/guest-icount.sh $icount_iters" \
+		"$icount_conns $icount_reps $mechs" >"$d/manifest"
+	"$here/guest.py" --name "icount-$name" --icount --cpus "$cpus" \
+		--timeout 1500 --kernel "$kdir/arch/x86/boot/bzImage" \
+		--extra "$d/root" --manifest "$d/manifest" || true
+	sed -n "s/^R /R kernel=$name /p" \
+		"$build/results/icount-$name/results.log" >>"$out/icount.log"
+}
+base_out=$build/kbuild-bench-base
+if [ ! -f "$build/linux-base/Makefile" ]; then
+	# A worktree of the base, as harness/static-check.sh makes it.
+	git -C "$build/linux" worktree prune
+	git -C "$build/linux" worktree add -q --detach "$build/linux-base" base
+fi
+KSRC=$build/linux-base KOUT=$base_out \
+	KFRAGS="$here/kernel.config $here/bench/kernel.config" \
+	"$here/kbuild.sh" --no-verify bzImage modules >"$build/logs/bench-base.log"
+# And the bench kernel built with clang, whose Rust inlines the kernel
+# crate's C helpers (CONFIG_RUST_INLINE_HELPERS): with gcc, every atomic
+# operation of the Rust core is a call.
+llvm_out=$build/kbuild-bench-llvm
+KLLVM=-19 KOUT=$llvm_out KFRAGS="$here/kernel.config $here/bench/kernel.config \
+$here/bench/kernel-llvm.config" \
+	"$here/kbuild.sh" bzImage modules >"$build/logs/bench-llvm.log"
+: >"$out/icount.log"
+icount series "$build/linux" "$kout" hash,incpu,cbpf,ebpf,rps_rr,rps_ff
+icount base "$build/linux-base" "$base_out" hash,incpu,cbpf,ebpf
+KLLVM=-19 . "$here/toolchain.sh"
+icount llvm "$build/linux" "$llvm_out" hash,incpu,cbpf,ebpf,rps_rr,rps_ff
+
 # The Rust core on the host: instructions per selection.
 cargo build -q --release --manifest-path "$repo/Cargo.toml" \
 	--example select_cost
@@ -85,5 +133,25 @@ for n in 4 16 64 256; do
 			sed -n "s/.*Collected : \([0-9]*\).*/R test=host n=$n iters=$iters ir=\1/p"
 	done
 done >"$out/host.log"
+
+# Locality on a larger guest: 32 vCPUs, RPS over all of them, plain hash
+# against SO_REUSERPS (a smoke run: one repetition, 20 connections per
+# CPU).
+mkdir -p "$out/big/root/tests"
+cp "$out/reuserps_bench" "$out/big/root/tests/"
+echo "rps32 1500 $out/big/root/tests/reuserps_bench rps 640 1" \
+	"hash,rps_rr" >"$out/big/manifest"
+"$here/guest.py" --name bench-32cpu --cpus 32 --mem 2G --timeout 1500 \
+	--kernel "$kout/arch/x86/boot/bzImage" --extra "$out/big/root" \
+	--manifest "$out/big/manifest" || true
+sed -n 's/^R /R guest=32cpu /p' "$build/results/bench-32cpu/results.log" \
+	>"$out/big.log"
+
+# Struct sizes, with the series and at the base (harness/struct-sizes.sh).
+"$here/struct-sizes.sh" >"$out/sizes.txt" 2>&1 || true
+
+# A 256-CPU, 1024-listener group over the real Rust core, simulated.
+cargo build -q --release --manifest-path "$repo/Cargo.toml" --example simulate
+"$repo/target/release/examples/simulate" >"$out/sim.log"
 
 "$here/bench.py" "$out" "$cpus"

@@ -118,7 +118,14 @@ def boot(args, cpio, workdir):
     # No LA57: 7.3's identify_cpu() clears the boot CPU's feature words
     # with interrupts on, so an interrupt in that window sees 4-level
     # KASAN bounds and reports its 5-level irq_desc as a wild access.
-    cmd = [args.qemu, "-accel", "tcg,thread=multi", "-cpu", "max,la57=off",
+    # -icount: one guest ns per instruction, so guest clocks count
+    # instructions, deterministically (single-threaded TCG runs the vCPUs
+    # in turn; sleep=off lets idle time pass at once).
+    accel = ["-accel", "tcg,thread=multi"]
+    if args.icount:
+        accel = ["-accel", "tcg,thread=single",
+                 "-icount", "shift=0,align=off,sleep=off"]
+    cmd = [args.qemu, *accel, "-cpu", "max,la57=off",
            "-smp", str(args.cpus), "-m", args.mem, "-nodefaults",
            "-no-user-config", "-display", "none", "-no-reboot",
            "-kernel", args.kernel, "-initrd", cpio,
@@ -286,6 +293,8 @@ def main():
     ap.add_argument("--show-output", action="store_true",
                     help="print the programs' output")
     ap.add_argument("--qemu", default="qemu-system-x86_64")
+    ap.add_argument("--icount", action="store_true",
+                    help="count instructions: guest ns = instructions")
     ap.add_argument("--extra", metavar="DIR",
                     help="a tree to lay out in the guest's root first")
     args = ap.parse_args()

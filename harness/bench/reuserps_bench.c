@@ -26,8 +26,9 @@
  *         connections and ask for twice the total cap.  Reports how many
  *         got in, the highest active count any listener reached against
  *         its cap, ListenDrops, and the connect rate before and when full.
- *   select: N listeners (4..256) for every mechanism; the kernel module
- *         reuserps_select_bench times reuseport_select_sock() on them.
+ *   rps:  the SYN's CPU chosen by RPS on lo (below);
+ *   icount: under QEMU's -icount, instructions per selection for N
+ *         listeners (1..1024) and per connection (below).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -45,13 +46,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_L		256
+#define MAX_L		1024
 #define MAX_CPUS	64
 #define MAX_SAMPLES	(1 << 20)
 
@@ -522,7 +526,7 @@ static void run_overload(int cap)
 
 /* ---- selection cost, timed in the kernel ---- */
 
-static int select_ns(int fd, long iters, double *ns)
+static int select_ns_mode(int fd, long iters, int null, double *ns)
 {
 	char buf[128];
 	int pf, n;
@@ -530,7 +534,7 @@ static int select_ns(int fd, long iters, double *ns)
 	pf = open("/proc/reuserps_select_bench", O_RDWR);
 	if (pf < 0)
 		return -1;
-	n = snprintf(buf, sizeof(buf), "%d %ld", fd, iters);
+	n = snprintf(buf, sizeof(buf), "%d %ld %d", fd, iters, null);
 	if (write(pf, buf, n) != n) {
 		close(pf);
 		return -1;
@@ -544,45 +548,396 @@ static int select_ns(int fd, long iters, double *ns)
 	return 0;
 }
 
-static void run_select(long iters, int reps)
+static int select_ns(int fd, long iters, double *ns)
 {
-	static const int sizes[] = { 4, 16, 64, 256 };
-	int s, m, r, cpu = ncpus > 1 ? 1 : 0;
+	return select_ns_mode(fd, iters, 0, ns);
+}
+
+/* ---- under RPS: the SYN's CPU is chosen by RPS, not by the client ---- */
+
+/*
+ * With rps_cpus set on lo's receive queue (RFS off), loopback_xmit()'s
+ * __netif_rx() queues every packet to the backlog of the CPU its flow hash
+ * picks from that mask (an IPI to it), so the SYN, the SYN+ACK and the
+ * ACK of a connection are processed there, whichever CPU the client runs
+ * on.  One listener per CPU with one accept thread pinned to it, blocked
+ * in accept(); one client thread per CPU, each making a fixed number of
+ * connections.  Counted per connection, around the run only:
+ *   local     accepted on the SYN's CPU (SO_INCOMING_CPU of the accepted
+ *             socket == the accepting thread's CPU);
+ *   wakeups   of the accept threads, and how many came from another CPU
+ *             (sched_waking in tracefs: the event's CPU is the waker's,
+ *             target_cpu the wakee's);
+ *   IPIs      rescheduling and function call interrupts, all CPUs
+ *             (/proc/interrupts RES and CAL);
+ *   net_rx    NET_RX softirqs, per CPU (/proc/softirqs);
+ *   cs        context switches of the accept threads (getrusage).
+ */
+#define TRACEFS "/sys/kernel/tracing/"
+
+static int write_str(const char *path, const char *v)
+{
+	int fd = open(path, O_WRONLY | O_TRUNC), ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, v, strlen(v)) == (ssize_t)strlen(v);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/* Sum of the /proc/interrupts rows named (RES:, CAL:). */
+static long irq_row(const char *name)
+{
+	char line[4096], *p, *end;
+	long sum = 0;
+	FILE *f = fopen("/proc/interrupts", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		p = line + strspn(line, " ");
+		if (strncmp(p, name, strlen(name)))
+			continue;
+		p += strlen(name);
+		for (;;) {
+			long v = strtol(p, &end, 10);
+
+			if (end == p)
+				break;
+			sum += v;
+			p = end;
+		}
+	}
+	fclose(f);
+	return sum;
+}
+
+/* NET_RX softirqs per CPU. */
+static void net_rx(long *v)
+{
+	char line[4096], *p, *end;
+	FILE *f = fopen("/proc/softirqs", "r");
+	int c;
+
+	for (c = 0; c < ncpus; c++)
+		v[c] = 0;
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		p = line + strspn(line, " ");
+		if (strncmp(p, "NET_RX:", 7))
+			continue;
+		p += 7;
+		for (c = 0; c < ncpus; c++) {
+			v[c] = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			p = end;
+		}
+	}
+	fclose(f);
+}
+
+struct rps_server {
+	pthread_t t;
+	int fd, cpu;
+	long conns, local, cs;
+};
+
+struct rps_client {
+	pthread_t t;
+	struct sockaddr_in *addr;
+	int cpu, conns;
+};
+
+static void *rps_server_main(void *arg)
+{
+	struct rps_server *s = arg;
+	struct rusage r0, r1;
+
+	pin(s->cpu);
+	prctl(PR_SET_NAME, "rpsacc");
+	getrusage(RUSAGE_THREAD, &r0);
+	for (;;) {
+		socklen_t len = sizeof(int);
+		int c, cpu;
+
+		c = accept(s->fd, NULL, NULL);
+		if (c < 0)
+			break;		/* shut down: the run is over */
+		__atomic_fetch_add(&s->conns, 1, __ATOMIC_RELAXED);
+		if (!getsockopt(c, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &len) &&
+		    cpu == s->cpu)
+			s->local++;
+		close(c);
+	}
+	getrusage(RUSAGE_THREAD, &r1);
+	s->cs = r1.ru_nvcsw + r1.ru_nivcsw - r0.ru_nvcsw - r0.ru_nivcsw;
+	return NULL;
+}
+
+static void *rps_client_main(void *arg)
+{
+	struct rps_client *c = arg;
+	int k;
+
+	pin(c->cpu);
+	for (k = 0; k < c->conns; k++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		if (fd < 0)
+			die("socket");
+		if (connect(fd, (struct sockaddr *)c->addr, sizeof(*c->addr)))
+			die("connect under RPS");
+		close(fd);
+	}
+	return NULL;
+}
+
+/* Wakeups of the accept threads in the trace: all, and from another CPU. */
+static void count_wakeups(long *all, long *remote)
+{
+	char line[1024], *b, *t;
+	FILE *f = fopen(TRACEFS "trace", "r");
+
+	*all = *remote = 0;
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (line[0] == '#' || !strstr(line, "sched_waking:") ||
+		    !strstr(line, "comm=rpsacc"))
+			continue;
+		b = strchr(line, '[');
+		t = strstr(line, "target_cpu=");
+		if (!b || !t)
+			continue;
+		(*all)++;
+		if (atoi(b + 1) != atoi(t + 11))
+			(*remote)++;
+	}
+	fclose(f);
+}
+
+static int rps_setup(void)
+{
+	unsigned long all = ncpus >= 64 ? ~0UL : (1UL << ncpus) - 1;
+	char mask[32];
+
+	/* Groups of 32 bits, as bitmap_parse() reads them. */
+	if (all >> 32)
+		snprintf(mask, sizeof(mask), "%lx,%08lx", all >> 32,
+			 all & 0xffffffffUL);
+	else
+		snprintf(mask, sizeof(mask), "%lx", all);
+	if (write_str("/sys/class/net/lo/queues/rx-0/rps_cpus", mask) ||
+	    write_str("/proc/sys/net/core/rps_sock_flow_entries", "0"))
+		return -1;
+	mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL);
+	if (write_str(TRACEFS "buffer_size_kb", "8192") ||
+	    write_str(TRACEFS "events/sched/sched_waking/filter",
+		      "comm == \"rpsacc\""))
+		return -1;
+	return 0;
+}
+
+static void run_rps(enum mech m, int conns, int rep)
+{
+	static struct rps_server srv[MAX_CPUS];
+	static struct rps_client cli[MAX_CPUS];
+	long rx0[MAX_CPUS], rx1[MAX_CPUS], res0, cal0, res, cal;
+	long wk, remote, got = 0, local = 0, cs = 0, rxmin = -1;
+	struct group g;
+	int i;
+
+	group_open(&g, m, ncpus, m == RPS_FF ? conns : 0);
+	for (i = 0; i < ncpus; i++) {
+		srv[i] = (struct rps_server){ .fd = g.fd[i], .cpu = g.cpu[i] };
+		pthread_create(&srv[i].t, NULL, rps_server_main, &srv[i]);
+	}
+	usleep(100000);		/* the accept threads block */
+	write_str(TRACEFS "trace", "");
+	write_str(TRACEFS "events/sched/sched_waking/enable", "1");
+	res0 = irq_row("RES:");
+	cal0 = irq_row("CAL:");
+	net_rx(rx0);
+	for (i = 0; i < ncpus; i++) {
+		cli[i] = (struct rps_client){ .addr = &g.addr, .cpu = i,
+					      .conns = conns / ncpus };
+		pthread_create(&cli[i].t, NULL, rps_client_main, &cli[i]);
+	}
+	for (i = 0; i < ncpus; i++)
+		pthread_join(cli[i].t, NULL);
+	/* Let the last connections reach accept(). */
+	for (i = 0; i < 100; i++) {
+		long n = 0;
+		int j;
+
+		for (j = 0; j < ncpus; j++)
+			n += __atomic_load_n(&srv[j].conns, __ATOMIC_RELAXED);
+		if (n >= conns / ncpus * ncpus)
+			break;
+		usleep(20000);
+	}
+	res = irq_row("RES:") - res0;
+	cal = irq_row("CAL:") - cal0;
+	net_rx(rx1);
+	write_str(TRACEFS "events/sched/sched_waking/enable", "0");
+	count_wakeups(&wk, &remote);
+	for (i = 0; i < ncpus; i++) {
+		shutdown(g.fd[i], SHUT_RDWR);
+		pthread_join(srv[i].t, NULL);
+		got += srv[i].conns;
+		local += srv[i].local;
+		cs += srv[i].cs;
+		if (rxmin < 0 || rx1[i] - rx0[i] < rxmin)
+			rxmin = rx1[i] - rx0[i];
+	}
+	printf("R test=rps mech=%s rep=%d conns=%ld local=%.4f "
+	       "wakeups=%.3f remote_wakeups=%.3f ipi_res=%.3f ipi_cal=%.3f "
+	       "ipi=%.3f cs=%.3f net_rx_min_cpu=%ld",
+	       mech_name[m], rep, got, got ? (double)local / got : 0,
+	       (double)wk / got, (double)remote / got, (double)res / got,
+	       (double)cal / got, (double)(res + cal) / got,
+	       (double)cs / got, rxmin);
+	for (i = 0; i < ncpus; i++)
+		printf(" net_rx%d=%ld", i, rx1[i] - rx0[i]);
+	printf("\n");
+	fflush(stdout);
+	group_close(&g);
+}
+
+/* ---- instructions, in a guest under QEMU's -icount ---- */
+
+/*
+ * Under -icount shift=0 one guest ns is one instruction, so the selection
+ * timer counts instructions per reuseport_select_sock() (interrupts off,
+ * on CPU 0), and CLOCK_MONOTONIC around a connection counts the
+ * instructions of every CPU while it runs (the others idle in hlt, which
+ * counts none).
+ */
+static void run_icount_select(long iters, int reps)
+{
+	static const int sizes[] = { 1, 4, 16, 64, 256, 1024 };
 	double v[16], ns;
 	struct group g;
+	int s, m, r;
 
-	pin(cpu);
-	for (s = 0; s < 4; s++) {
+	pin(0);
+	group_open(&g, HASH, 1, 0);
+	for (r = 0; r < reps; r++)
+		if (select_ns_mode(g.fd[0], iters, 1, &v[r])) {
+			printf("R test=icount_select skipped=1\n");
+			group_close(&g);
+			return;
+		}
+	qsort(v, reps, sizeof(double), cmp_double);
+	printf("R test=icount_loop insns=%.2f min=%.2f max=%.2f\n",
+	       v[reps / 2], v[0], v[reps - 1]);
+	group_close(&g);
+	for (s = 0; s < 6; s++) {
 		for (m = 0; m < NMECH; m++) {
 			if (!wanted[m])
 				continue;
-			group_open(&g, m, sizes[s], 0);
-			/* Warm up (emulation translates code on first use). */
-			if (select_ns(g.fd[0], iters / 4, &ns)) {
-				printf("R test=select skipped=1\n");
-				group_close(&g);
-				return;
-			}
-			for (r = 0; r < reps; r++) {
-				if (select_ns(g.fd[0], iters, &v[r])) {
-					printf("R test=select skipped=1\n");
-					group_close(&g);
-					return;
-				}
-			}
+			/* Fill first with a cap it never reaches: the capped
+			 * path; round robin without a cap.
+			 */
+			group_open(&g, m, sizes[s], m == RPS_FF ? 1 << 20 : 0);
+			select_ns(g.fd[0], iters / 4, &ns);
+			for (r = 0; r < reps; r++)
+				if (select_ns(g.fd[0], iters, &v[r]))
+					die("select timer");
 			qsort(v, reps, sizeof(double), cmp_double);
-			ns = v[reps / 2];
-			printf("R test=select mech=%s n=%d cpu=%d iters=%ld "
-			       "ns=%.2f min_ns=%.2f max_ns=%.2f\n",
-			       mech_name[m], sizes[s], cpu, iters, ns, v[0],
-			       v[reps - 1]);
-			fflush(stdout);
+			printf("R test=icount_select mech=%s n=%d insns=%.2f "
+			       "min=%.2f max=%.2f\n", mech_name[m], sizes[s],
+			       v[reps / 2], v[0], v[reps - 1]);
 			group_close(&g);
 		}
 	}
 }
 
-/* Usage: reuserps_bench [SECS [REPS [MECH,MECH...]]] */
+/*
+ * One connection, whole: socket(), connect() over loopback (the SYN, the
+ * SYN+ACK and the ACK run in its softirq, on CPU 0), accept() on the
+ * listener that got it, the server's close() then the client's.  mech
+ * NMECH is one listener without SO_REUSEPORT.
+ */
+static double conn_insns(struct group *g, int conns)
+{
+	struct pollfd pfd[MAX_L];
+	double t0;
+	int k, i;
+
+	for (i = 0; i < g->n; i++)
+		pfd[i] = (struct pollfd){ .fd = g->fd[i], .events = POLLIN };
+	t0 = now();
+	for (k = 0; k < conns; k++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0), c = -1;
+
+		if (fd < 0)
+			die("socket");
+		if (connect(fd, (struct sockaddr *)&g->addr, sizeof(g->addr)))
+			die("connect");
+		if (poll(pfd, g->n, 1000) <= 0)
+			die("poll");
+		for (i = 0; i < g->n && c < 0; i++)
+			if (pfd[i].revents & POLLIN)
+				c = accept(g->fd[i], NULL, NULL);
+		if (c < 0)
+			die("accept");
+		close(c);
+		close(fd);
+	}
+	return (now() - t0) * 1e9 / conns;
+}
+
+static void run_icount_conn(int conns, int reps)
+{
+	double v[16];
+	struct group g;
+	int m, r, one = 1;
+
+	pin(0);
+	for (m = 0; m <= NMECH; m++) {
+		if (m < NMECH && !wanted[m])
+			continue;
+		if (m < NMECH) {
+			group_open(&g, m, ncpus, 0);
+		} else {
+			socklen_t alen = sizeof(g.addr);
+
+			memset(&g, 0, sizeof(g));
+			g.m = HASH;
+			g.n = 1;
+			g.addr.sin_family = AF_INET;
+			g.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			g.fd[0] = socket(AF_INET, SOCK_STREAM, 0);
+			if (g.fd[0] < 0 ||
+			    setsockopt(g.fd[0], SOL_SOCKET, SO_REUSEADDR,
+				       &one, sizeof(one)) ||
+			    bind(g.fd[0], (struct sockaddr *)&g.addr,
+				 sizeof(g.addr)) || listen(g.fd[0], 4096) ||
+			    getsockname(g.fd[0], (struct sockaddr *)&g.addr,
+					&alen))
+				die("plain listener");
+		}
+		conn_insns(&g, conns / 4);
+		for (r = 0; r < reps; r++)
+			v[r] = conn_insns(&g, conns);
+		qsort(v, reps, sizeof(double), cmp_double);
+		printf("R test=icount_conn mech=%s listeners=%d insns=%.0f "
+		       "min=%.0f max=%.0f\n",
+		       m < NMECH ? mech_name[m] : "none", g.n, v[reps / 2],
+		       v[0], v[reps - 1]);
+		group_close(&g);
+	}
+}
+
+/*
+ * Usage: reuserps_bench [SECS [REPS [MECH,MECH...]]]
+ *        reuserps_bench icount ITERS CONNS REPS [MECH,MECH...]
+ *        reuserps_bench rps CONNS REPS [MECH,MECH...]
+ */
 int main(int argc, char **argv)
 {
 	double secs = argc > 1 ? atof(argv[1]) : 3;
@@ -594,11 +949,45 @@ int main(int argc, char **argv)
 	ncpus = get_nprocs();
 	if (ncpus > MAX_CPUS)
 		ncpus = MAX_CPUS;
+	if (argc > 3 && !strcmp(argv[1], "rps")) {
+		int conns = atoi(argv[2]);
+
+		reps = atoi(argv[3]);
+		for (m = 0; m < NMECH; m++)
+			wanted[m] = argc < 5 || strstr(argv[4], mech_name[m]);
+		if (rps_setup())
+			die("RPS and tracefs setup");
+		printf("R test=setup mode=rps cpus=%d conns=%d reps=%d\n",
+		       ncpus, conns, reps);
+		for (r = 0; r < reps; r++)
+			for (m = 0; m < NMECH; m++)
+				if (wanted[m])
+					run_rps(m, conns, r);
+		/* Loopback again processes packets on the sender's CPU. */
+		if (write_str("/sys/class/net/lo/queues/rx-0/rps_cpus", "0"))
+			die("rps_cpus");
+		return 0;
+	}
+	if (argc > 4 && !strcmp(argv[1], "icount")) {
+		struct rlimit rl = { 4 * MAX_L, 4 * MAX_L };
+
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			die("setrlimit");
+		reps = atoi(argv[4]);
+		if (reps < 1 || reps > 16)
+			reps = 3;
+		for (m = 0; m < NMECH; m++)
+			wanted[m] = argc < 6 || strstr(argv[5], mech_name[m]);
+		printf("R test=setup mode=icount cpus=%d reps=%d\n", ncpus,
+		       reps);
+		run_icount_select(atol(argv[2]), reps);
+		run_icount_conn(atoi(argv[3]), reps);
+		return 0;
+	}
 	printf("R test=setup cpus=%d secs=%.1f reps=%d ff_cap=%d\n", ncpus,
 	       secs, reps, ff_cap);
 	for (m = 0; m < NMECH; m++)
 		wanted[m] = !only || strstr(only, mech_name[m]);
-	run_select(200000, 7);
 	for (r = 0; r < reps; r++)
 		for (m = 0; m < NMECH; m++)
 			if (wanted[m])

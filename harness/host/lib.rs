@@ -67,3 +67,6 @@ impl BenchTable {
         }
     }
 }
+
+#[path = "sim.rs"]
+pub mod sim;

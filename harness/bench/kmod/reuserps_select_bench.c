@@ -2,12 +2,15 @@
 /*
  * Times reuseport_select_sock() on a listener's group, for make bench.
  *
- * Write "FD ITERS" to /proc/reuserps_select_bench, FD a listening TCP
- * socket of the writer; read back the mean cost of one selection in ns.
- * Each selection gets a different flow hash and a minimal skb (an IPv4
- * TCP SYN's headers), so BPF programs run as they would for a SYN.  The
- * loop runs with BHs disabled under rcu_read_lock(), as in softirq, on
- * the writer's CPU.  Not part of the series: project tooling only.
+ * Write "FD ITERS [NULL]" to /proc/reuserps_select_bench, FD a listening
+ * TCP socket of the writer; read back the mean cost of one selection in
+ * ns.  NULL=1 runs the same loop without the call: its cost is the
+ * loop's.  Each selection gets a different flow hash and a minimal skb
+ * (an IPv4 TCP SYN's headers), so BPF programs run as they would for a
+ * SYN.  The loop runs under rcu_read_lock() with BHs and interrupts
+ * disabled on the writer's CPU, so that under QEMU's -icount (one guest
+ * ns per instruction) it counts the selection's instructions and nothing
+ * else.  Not part of the series: project tooling only.
  */
 #include <linux/file.h>
 #include <linux/in.h>
@@ -26,25 +29,30 @@
 static DEFINE_MUTEX(bench_lock);
 static u64 last_ps;	/* picoseconds per selection */
 
-static u64 time_select(struct sock *sk, u64 iters, struct sk_buff *skb)
+static u64 time_select(struct sock *sk, u64 iters, struct sk_buff *skb,
+		       bool null)
 {
+	unsigned long flags;
 	struct sock *res;
 	u64 i, t0, t1;
 	u32 hash;
 
 	local_bh_disable();
 	rcu_read_lock();
+	local_irq_save(flags);
 	t0 = ktime_get_ns();
 	for (i = 0; i < iters; i++) {
 		hash = (u32)i * 2654435761u;
 		skb->hash = hash;
-		res = reuseport_select_sock(sk, hash, skb,
-					    sizeof(struct tcphdr));
-		/* Keep the call: the result must be used. */
+		/* The compiler must keep the loop the same without the call. */
+		res = null ? sk : reuseport_select_sock(sk, hash, skb,
+							 sizeof(struct tcphdr));
+		OPTIMIZER_HIDE_VAR(res);
 		if (unlikely(!res))
 			hash++;
 	}
 	t1 = ktime_get_ns();
+	local_irq_restore(flags);
 	rcu_read_unlock();
 	local_bh_enable();
 	return t1 - t0;
@@ -56,15 +64,15 @@ static ssize_t bench_write(struct file *file, const char __user *ubuf,
 	struct sk_buff *skb;
 	struct socket *sock;
 	char buf[64];
+	int fd, err, null = 0;
 	u64 iters, ns;
-	int fd, err;
 
 	if (len >= sizeof(buf))
 		return -EINVAL;
 	if (copy_from_user(buf, ubuf, len))
 		return -EFAULT;
 	buf[len] = 0;
-	if (sscanf(buf, "%d %llu", &fd, &iters) != 2 || !iters)
+	if (sscanf(buf, "%d %llu %d", &fd, &iters, &null) < 2 || !iters)
 		return -EINVAL;
 	sock = sockfd_lookup(fd, &err);
 	if (!sock)
@@ -91,7 +99,7 @@ static ssize_t bench_write(struct file *file, const char __user *ubuf,
 	skb->protocol = htons(ETH_P_IP);
 
 	mutex_lock(&bench_lock);
-	ns = time_select(sock->sk, iters, skb);
+	ns = time_select(sock->sk, iters, skb, null);
 	last_ps = div64_u64(ns * 1000, iters);
 	mutex_unlock(&bench_lock);
 	kfree_skb(skb);
