@@ -316,22 +316,32 @@ def icount_section(d, add):
     add("Guests under QEMU's `-icount shift=0,align=off,sleep=off` (one "
         "guest ns per instruction, deterministic): the selection timer "
         "runs `reuseport_select_sock()` with interrupts off on CPU 0, "
-        "20000 times after a warm-up, median of the repetitions (min and "
-        "max were equal to within 0.01 in every run so far: see "
-        "`icount.log`).  Net of the timer's own loop "
-        f"({fmt(loop.get('series', float('nan')), 1)} instructions).  N "
-        "listeners, listener i serving CPU i / (N / CPUs); fill first "
-        "with a cap it never reaches, round robin without.\n")
-    add("| mechanism | " + " | ".join(f"N={n}" for n in ISIZES) +
-        " | N=1024 / N=4 |")
-    add("|---|" + "---|" * (len(ISIZES) + 1))
-    for m in MECHS:
-        v = [net("series", m, n) for n in ISIZES]
-        if all(x != x for x in v):
+        "20000 times after a warm-up, median of 5 repetitions (they "
+        "differ by less than one instruction: `icount.log` has min and "
+        "max), net of the timer's own loop.  N listeners, listener i "
+        "serving CPU i / (N / CPUs); fill first with a cap it never "
+        "reaches, round robin without.  The first row of each group "
+        "runs before any socket asked for SO_REUSERPS (N=1 of hash, "
+        "SO_INCOMING_CPU, CBPF and eBPF: the static key off).\n")
+    for k, what in (("series", "The series built with gcc 12 (each "
+                     "atomic of the kernel crate is a call to a C helper)"),
+                    ("llvm", "The series built with clang 19 and "
+                     "`CONFIG_RUST_INLINE_HELPERS` (helpers inlined into "
+                     "Rust)"),
+                    ("base", "The base, unpatched, gcc 12")):
+        if not any(key[0] == k for key in sel):
             continue
-        add(f"| {LABEL[m]} | " + " | ".join(fmt(x, 1) for x in v) +
-            f" | {fmt(v[-1] / v[1], 2)} |")
-    add("")
+        add(f"{what}, loop {fmt(loop.get(k, float('nan')), 1)}:\n")
+        add("| mechanism | " + " | ".join(f"N={n}" for n in ISIZES) +
+            " | N=1024 / N=4 |")
+        add("|---|" + "---|" * (len(ISIZES) + 1))
+        for m in MECHS:
+            v = [net(k, m, n) for n in ISIZES]
+            if all(x != x for x in v):
+                continue
+            add(f"| {LABEL[m]} | " + " | ".join(fmt(x, 1) for x in v) +
+                f" | {fmt(v[-1] / v[1], 2)} |")
+        add("")
     svg_lines({m: [(n, net("series", m, n)) for n in ISIZES]
                for m in MECHS if (("series", m, 4) in sel)},
               "Instructions per selection (log scale)",
@@ -342,15 +352,19 @@ def icount_section(d, add):
     if any(k == "base" for k, _, _ in sel):
         add("## What sockets that do not use SO_REUSERPS pay\n")
         add("The same guest and configuration, on the base kernel "
-            "(unpatched 7.3.4) and with the series; no socket of the "
-            "run asked for SO_REUSERPS before these rows were measured "
-            "except where marked.\n")
-        add("| selection, N=4 | base | series | difference |")
+            "(unpatched 7.3.4) and with the series.  N=1 rows are "
+            "measured before any socket of the run asked for "
+            "SO_REUSERPS (its static key off: a no-op in the lookup), "
+            "N=4 rows after (the key on: a test of the group's "
+            "SO_REUSERPS pointer).\n")
+        add("| selection | base | series | difference |")
         add("|---|---|---|---|")
-        for m in ("hash", "incpu", "cbpf", "ebpf"):
-            a, b = net("base", m, 4), net("series", m, 4)
-            add(f"| {LABEL[m]} | {fmt(a, 1)} | {fmt(b, 1)} | "
-                f"{fmt(b - a, 1)} ({fmt(100 * (b - a) / a, 2)}%) |")
+        for n, when in ((1, "key off"), (4, "key on")):
+            for m in ("hash", "incpu", "cbpf", "ebpf"):
+                a, b = net("base", m, n), net("series", m, n)
+                add(f"| {LABEL[m]}, N={n} ({when}) | {fmt(a, 1)} | "
+                    f"{fmt(b, 1)} | {fmt(b - a, 1)} "
+                    f"({fmt(100 * (b - a) / a, 2)}%) |")
         add("")
     if conn:
         add("## Instructions per connection\n")
@@ -590,26 +604,28 @@ def main():
     if ics:
         net, conn = ics
         for k, what in (("series", "gcc"), ("llvm", "clang, inlined helpers")):
-            r4, i4, h4 = (net(k, "rps_rr", 4), net(k, "incpu", 4),
-                          net(k, "hash", 4))
-            if r4 != r4:
-                continue
-            add(f"| instructions per SO_REUSERPS selection at N=4 at most "
-                f"SO_INCOMING_CPU's ({what}: {fmt(i4, 1)}) | {fmt(r4, 1)} | "
-                f"{'yes' if r4 <= i4 else 'no'} |")
-            add(f"| ... and at most 1.5 x plain hash's ({fmt(h4, 1)}) | "
-                f"{fmt(r4 / h4, 2)} x | {'yes' if r4 <= 1.5 * h4 else 'no'} |")
-            worst = max(max(net(k, m, n) for n in ISIZES) /
-                        net(k, m, 4) for m in ("rps_rr", "rps_ff"))
-            add(f"| ... flat to N=1024 (worst max over N / N=4, both "
-                f"policies) | {fmt(worst, 3)} | "
-                f"{'yes' if worst <= 1.10 else 'no'} |")
-        for m in ("hash", "incpu", "cbpf", "ebpf"):
-            a, b = net("base", m, 4), net("series", m, 4)
-            if a == a and b == b:
-                add(f"| non-users: {LABEL[m]} selection within 1% of the "
-                    f"base's ({fmt(a, 1)}) | {fmt(b, 1)} | "
-                    f"{'yes' if abs(b - a) <= 0.01 * a else 'no'} |")
+            i4, h4 = net(k, "incpu", 4), net(k, "hash", 4)
+            for m in ("rps_rr", "rps_ff"):
+                r4 = net(k, m, 4)
+                if r4 != r4:
+                    continue
+                add(f"| {what}: instructions per {LABEL[m]} selection at "
+                    f"N=4 at most SO_INCOMING_CPU's ({fmt(i4, 1)}) | "
+                    f"{fmt(r4, 1)} | {'yes' if r4 <= i4 else 'no'} |")
+                add(f"| {what}: ... and at most 1.5 x plain hash's "
+                    f"({fmt(h4, 1)}) | {fmt(r4 / h4, 2)} x | "
+                    f"{'yes' if r4 <= 1.5 * h4 else 'no'} |")
+                worst = max(net(k, m, n) for n in ISIZES) / r4
+                add(f"| {what}: ... flat to N=1024 (max over N / N=4) | "
+                    f"{fmt(worst, 3)} | {'yes' if worst <= 1.10 else 'no'} |")
+        for n, when in ((1, "key off"), (4, "key on")):
+            for m in ("hash", "incpu", "cbpf", "ebpf"):
+                a, b = net("base", m, n), net("series", m, n)
+                if a == a and b == b:
+                    add(f"| non-users ({when}): {LABEL[m]} selection "
+                        f"within 1% of the base's ({fmt(a, 1)}) | "
+                        f"{fmt(b, 1)} | "
+                        f"{'yes' if abs(b - a) <= 0.01 * a else 'no'} |")
         for m in ("none", "hash"):
             a = conn.get(("base", m), {}).get("insns", float("nan"))
             b = conn.get(("series", m), {}).get("insns", float("nan"))

@@ -113,9 +113,7 @@ KSRC=$build/linux-base KOUT=$base_out \
 # crate's C helpers (CONFIG_RUST_INLINE_HELPERS): with gcc, every atomic
 # operation of the Rust core is a call.
 llvm_out=$build/kbuild-bench-llvm
-KLLVM=-19 KOUT=$llvm_out KFRAGS="$here/kernel.config $here/bench/kernel.config \
-$here/bench/kernel-llvm.config" \
-	"$here/kbuild.sh" bzImage modules >"$build/logs/bench-llvm.log"
+KOUT=$llvm_out "$here/bench/kbuild-llvm.sh" >"$build/logs/bench-llvm.log"
 : >"$out/icount.log"
 icount series "$build/linux" "$kout" hash,incpu,cbpf,ebpf,rps_rr,rps_ff
 icount base "$build/linux-base" "$base_out" hash,incpu,cbpf,ebpf

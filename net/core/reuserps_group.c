@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * SO_REUSERPS in a reuseport group: registration and selection.
+ * SO_REUSERPS in a reuseport group: registration, table builds, and the
+ * lookup's slow path (reuserps_group.h has its fast path).
  *
  * A group with SO_REUSERPS has a struct reuserps_group, created when its
  * first listener joins.  Joining and leaving the group's listening section

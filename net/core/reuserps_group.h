@@ -7,14 +7,15 @@
 #ifndef _NET_CORE_REUSERPS_GROUP_H
 #define _NET_CORE_REUSERPS_GROUP_H
 
-#include <linux/mutex.h>
-#include <linux/rcupdate.h>
-#include <linux/smp.h>
 #include <linux/types.h>
-#include <net/reuserps.h>
 #include <net/sock_reuseport.h>
 
 #if IS_ENABLED(CONFIG_REUSERPS)
+#include <linux/mutex.h>
+#include <linux/rcupdate.h>
+#include <linux/smp.h>
+#include <net/reuserps.h>
+
 /**
  * struct reuserps_tab - a match table as published with RCU
  * @rcu: frees the table once no reader can see it
@@ -29,7 +30,8 @@ struct reuserps_tab {
  * struct reuserps_group - the SO_REUSERPS state of a reuseport group
  * @table: the current match table, which the lookup reads; NULL until the
  *	first one is built, or while the group falls back to the flow hash
- * @tab: @table with what frees it, under reuseport_lock
+ * @tab: @table with what frees it, under reuseport_lock; both change
+ *	together, in reuserps_group_publish()
  * @build_lock: builders of the group's tables take turns
  * @policy: the group's policy, fixed by its first listener
  * @gen: bumped by every change of the members, under reuseport_lock
@@ -57,16 +59,18 @@ reuserps_table_of(struct sock_reuseport *reuse)
 
 /**
  * reuserps_select - the listener for a SYN processed on this CPU
- * @reuse: the group, under rcu_read_lock(), without a program
+ * @reuse: the group, under rcu_read_lock()
  * @hash: the flow hash reuseport would use
  *
- * Inline, so that the common case (the first listener to try on this CPU
- * has room) costs one call into the Rust core and no registers saved
- * beyond those reuseport_select_sock() already saves.  Until a socket
- * asks for SO_REUSERPS, groups pay a patched-out branch here; then a test
- * of their SO_REUSERPS pointer.
+ * Inline in reuseport_select_sock(), so that the common case (the first
+ * listener to try on this CPU has room) is one call into the Rust core,
+ * reuserps_table_pick(); reuserps_table_select() decides otherwise,
+ * trying that listener again first.  Until a socket asks for SO_REUSERPS,
+ * a patched-out branch (reuserps_active()); then a test of the group's
+ * SO_REUSERPS pointer.  For groups without a program.
  *
- * Return: a listener of the group, or NULL if the group has no table.
+ * Return: a listener of the group; NULL if no socket asked for
+ * SO_REUSERPS yet, if the group has no table, or if no member is live.
  */
 static inline struct sock *reuserps_select(struct sock_reuseport *reuse,
 					   u32 hash)
@@ -75,7 +79,7 @@ static inline struct sock *reuserps_select(struct sock_reuseport *reuse,
 	struct sock *sk;
 	u32 cpu;
 
-	if (!static_branch_unlikely(&reuserps_needed))
+	if (!reuserps_active())
 		return NULL;
 	t = reuserps_table_of(reuse);
 	if (!t)
