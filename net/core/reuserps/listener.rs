@@ -227,15 +227,15 @@ impl Listener {
         self.gate.store(gate(max_conns, r), Relaxed);
     }
 
-    /// Sets the cap alone; see [`Listener::configure`].
-    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
+    /// Sets the cap alone; see [`Listener::configure`].  For host tests.
+    #[cfg(test)]
     pub(crate) fn set_max_conns(&self, max_conns: u32) {
         self.configure(max_conns, self.registration() & 1 != 0);
     }
 
     /// Marks the listener unregistered or registered again; see
-    /// [`Listener::configure`].
-    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
+    /// [`Listener::configure`].  For host tests.
+    #[cfg(test)]
     pub(crate) fn set_gone(&self, gone: bool) {
         self.configure(self.max_conns(), gone);
     }
