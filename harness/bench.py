@@ -167,6 +167,32 @@ def svg_bars(values, title, path, unit="%"):
 ISIZES = [1, 4, 16, 64, 256, 1024]
 
 
+def server_section(add, rs, title, intro):
+    """An unmodified server under wrk, with and without SO_REUSERPS (the
+    preload library's `off` and `rr`): requests/s, locality, errors."""
+    if not rs:
+        return
+    add(title)
+    add(intro)
+    add("| mode | requests/s | ratio to off | locality | errors |")
+    add("|---|---|---|---|---|")
+    off_by = {r["rep"]: r["rps"] for r in rs if r["mode"] == "off"}
+    for mode in ("off", "rr"):
+        mr = [r for r in rs if r["mode"] == mode]
+        if not mr:
+            continue
+        loc = mean([r["local"] / (r["local"] + r["remote"]) for r in mr
+                    if r["local"] + r["remote"]])
+        ratio = mean([r["rps"] / off_by[r["rep"]] for r in mr
+                      if off_by.get(r["rep"])])
+        errs = sorted({str(r.get("errors")) for r in mr})
+        add(f"| {'plain reuseport' if mode == 'off' else 'SO_REUSERPS'}"
+            f" | {fmt(mean([r['rps'] for r in mr]), 0)} | "
+            f"{fmt(ratio, 3)} | {fmt(100 * loc, 1)}% | "
+            f"{', '.join(errs)} |")
+    add("")
+
+
 def spread(xs, nd=3):
     """median [min, max] of a list."""
     if not xs:
@@ -393,7 +419,8 @@ def main():
     cpus = sys.argv[2] if len(sys.argv) > 2 else "?"
     g = records(os.path.join(d, "guest.log"))
     host = records(os.path.join(d, "host.log"))
-    setup = next((r for r in g if r.get("test") == "setup"), {})
+    setup = next((r for r in g if r.get("test") == "setup" and
+                  "mode" not in r), {})
     md = []
     add = md.append
     uname = subprocess.run(["uname", "-srm"], capture_output=True,
@@ -507,59 +534,25 @@ def main():
             f"{fmt(r['connect_ms_full'], 0)} (timed out: dropped) |")
         add("")
 
-    hx = [r for r in g if r.get("test") == "haproxy"]
-    if hx:
-        add("## HAProxy, unmodified\n")
-        add("Debian's HAProxy, one thread per CPU (`nbthread`, `cpu-map "
-            "auto:1/1-4 0-3`), a listener per thread (`bind ... shards "
-            "by-thread`), `tune.listener.multi-queue off` so that the "
-            "accepting thread serves the connection, answering every "
-            "request itself (`http-request return`); loaded with the "
-            "preload library as nginx is.  Load: wrk, one thread per "
-            "CPU, 32 connections, `Connection: close`.\n")
-        add("| mode | requests/s | ratio to off | locality | errors |")
-        add("|---|---|---|---|---|")
-        off_by = {r["rep"]: r["rps"] for r in hx if r["mode"] == "off"}
-        for mode in ("off", "rr"):
-            mr = [r for r in hx if r["mode"] == mode]
-            if not mr:
-                continue
-            loc = mean([r["local"] / (r["local"] + r["remote"]) for r in mr
-                        if r["local"] + r["remote"]])
-            ratio = mean([r["rps"] / off_by[r["rep"]] for r in mr
-                          if off_by.get(r["rep"])])
-            errs = sorted({str(r.get("errors")) for r in mr})
-            add(f"| {'plain reuseport' if mode == 'off' else 'SO_REUSERPS'}"
-                f" | {fmt(mean([r['rps'] for r in mr]), 0)} | "
-                f"{fmt(ratio, 3)} | {fmt(100 * loc, 1)}% | "
-                f"{', '.join(errs)} |")
-        add("")
-
-    ng = [r for r in g if r.get("test") == "nginx"]
-    if ng:
-        add("## nginx, unmodified\n")
-        add("Debian's nginx-light, one worker per CPU "
-            "(`worker_cpu_affinity auto`), `listen ... reuseport`, "
-            "loaded with `tools/net/reuserps/libreuserps_preload.so`; "
-            "`REUSERPS_POLICY=off` only counts, `rr` registers each "
-            "worker's listener for its CPU.  Load: wrk, one thread per "
-            "CPU, 32 connections, `Connection: close` (a new connection "
-            "per request).\n")
-        add("| mode | requests/s | ratio to off | locality |")
-        add("|---|---|---|---|")
-        off_by = {r["rep"]: r["rps"] for r in ng if r["mode"] == "off"}
-        for mode in ("off", "rr"):
-            mr = [r for r in ng if r["mode"] == mode]
-            if not mr:
-                continue
-            loc = mean([r["local"] / (r["local"] + r["remote"]) for r in mr
-                        if r["local"] + r["remote"]])
-            ratio = mean([r["rps"] / off_by[r["rep"]] for r in mr
-                          if off_by.get(r["rep"])])
-            add(f"| {'plain reuseport' if mode == 'off' else 'SO_REUSERPS'}"
-                f" | {fmt(mean([r['rps'] for r in mr]), 0)} | "
-                f"{fmt(ratio, 3)} | {fmt(100 * loc, 1)}% |")
-        add("")
+    server_section(add, [r for r in g if r.get("test") == "haproxy"],
+                   "## HAProxy, unmodified\n",
+                   "Debian's HAProxy, one thread per CPU (`nbthread`, "
+                   "`cpu-map auto:1/1-4 0-3`), a listener per thread "
+                   "(`bind ... shards by-thread`), "
+                   "`tune.listener.multi-queue off` so that the accepting "
+                   "thread serves the connection, answering every request "
+                   "itself (`http-request return`); loaded with the "
+                   "preload library as nginx is.  Load: wrk, one thread "
+                   "per CPU, 32 connections, `Connection: close`.\n")
+    server_section(add, [r for r in g if r.get("test") == "nginx"],
+                   "## nginx, unmodified\n",
+                   "Debian's nginx-light, one worker per CPU "
+                   "(`worker_cpu_affinity auto`), `listen ... reuseport`, "
+                   "loaded with `tools/net/reuserps/libreuserps_preload.so`;"
+                   " `REUSERPS_POLICY=off` only counts, `rr` registers each "
+                   "worker's listener for its CPU.  Load: wrk, one thread "
+                   "per CPU, 32 connections, `Connection: close` (a new "
+                   "connection per request).\n")
 
     add("## Targets\n")
     add("| target | measured | met |")

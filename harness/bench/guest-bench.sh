@@ -14,6 +14,26 @@ insmod /tests/reuserps_select_bench.ko || echo "R test=select insmod=failed"
 /tests/reuserps_bench "$SECS" "$REPS" || exit 1
 
 ncpu=$(grep -c ^processor /proc/cpuinfo)
+
+# wrk for NGINX_SECS against PORT; its output is kept in $out.
+load() {	# PORT
+	out=$(wrk -t"$ncpu" -c32 -d"${NGINX_SECS}s" \
+		-H "Connection: close" "http://127.0.0.1:$1/" 2>&1)
+	echo "$out"
+}
+
+# The result line of TEST from $out: requests/s, errors, and the preload
+# library's locality counts.  WHO names the server's workers or threads.
+report() {	# TEST MODE REP WHO
+	rps=$(echo "$out" | sed -n 's/^Requests\/sec: *//p')
+	errs=$(echo "$out" | sed -n 's/.*Socket errors: //p' |
+		tr ' ,' '_;')
+	loc=$(cat /tmp/rps.* 2>/dev/null |
+		awk '{l += $2; r += $4} END {print l + 0, r + 0}')
+	set -- "$@" $loc
+	echo "R test=$1 mode=$2 rep=$3 $4=$ncpu" \
+		"rps=${rps:-0} local=$5 remote=$6 errors=${errs:-none}"
+}
 mkdir -p /var/log/nginx /var/lib/nginx /run
 for rep in $(seq 1 "$REPS"); do
 	for mode in off rr; do
@@ -22,19 +42,10 @@ for rep in $(seq 1 "$REPS"); do
 			REUSERPS_POLICY=$mode REUSERPS_STATS=/tmp/rps \
 			nginx -c /etc/nginx/bench.conf || exit 1
 		sleep 1
-		out=$(wrk -t"$ncpu" -c32 -d"${NGINX_SECS}s" \
-			-H "Connection: close" http://127.0.0.1:8080/ 2>&1)
-		echo "$out"
+		load 8080
 		nginx -c /etc/nginx/bench.conf -s quit
 		sleep 2
-		rps=$(echo "$out" | sed -n 's/^Requests\/sec: *//p')
-		errs=$(echo "$out" | sed -n 's/.*Socket errors: //p' |
-			tr ' ,' '_;')
-		loc=$(cat /tmp/rps.* 2>/dev/null |
-			awk '{l += $2; r += $4} END {print l + 0, r + 0}')
-		set -- $loc
-		echo "R test=nginx mode=$mode rep=$rep workers=$ncpu" \
-			"rps=${rps:-0} local=$1 remote=$2 errors=${errs:-none}"
+		report nginx "$mode" "$rep" workers
 	done
 done
 
@@ -48,18 +59,9 @@ for rep in $(seq 1 "$REPS"); do
 			haproxy -f /etc/haproxy/bench.cfg -db &
 		pid=$!
 		sleep 2
-		out=$(wrk -t"$ncpu" -c32 -d"${NGINX_SECS}s" \
-			-H "Connection: close" http://127.0.0.1:8081/ 2>&1)
-		echo "$out"
+		load 8081
 		kill -USR1 "$pid"
 		wait "$pid"
-		rps=$(echo "$out" | sed -n 's/^Requests\/sec: *//p')
-		errs=$(echo "$out" | sed -n 's/.*Socket errors: //p' |
-			tr ' ,' '_;')
-		loc=$(cat /tmp/rps.* 2>/dev/null |
-			awk '{l += $2; r += $4} END {print l + 0, r + 0}')
-		set -- $loc
-		echo "R test=haproxy mode=$mode rep=$rep threads=$ncpu" \
-			"rps=${rps:-0} local=$1 remote=$2 errors=${errs:-none}"
+		report haproxy "$mode" "$rep" threads
 	done
 done

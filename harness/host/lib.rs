@@ -21,6 +21,37 @@ mod kunit;
 #[cfg(test)]
 mod tests;
 
+/// Builds a table of `listeners` as the kernel does (all members at once,
+/// in order), listener `i` of `n` serving CPU `i * ncpus / n` alone, as the
+/// guest benchmark and the simulator lay them out.  Panics on bad input
+/// (a bench, not the kernel).
+fn table_one_cpu_each(
+    policy: table::Policy,
+    listeners: &[kernel::sync::Arc<listener::Listener>],
+    ncpus: usize,
+) -> table::Table {
+    use kernel::alloc::flags::GFP_KERNEL;
+    let n = listeners.len();
+    let masks: Vec<Vec<u64>> = (0..n)
+        .map(|i| {
+            let cpu = sim::cpu_of(i, n, ncpus);
+            let mut mask = vec![0u64; cpu / 64 + 1];
+            mask[cpu / 64] |= 1 << (cpu % 64);
+            mask
+        })
+        .collect();
+    let inputs = listeners
+        .iter()
+        .zip(&masks)
+        .enumerate()
+        .map(|(i, (l, m))| table::Input {
+            handle: i,
+            listener: l,
+            mask: m,
+        });
+    table::Table::from_members(policy, inputs, GFP_KERNEL).expect("table")
+}
+
 /// For `make bench`: a round-robin table of `n` listeners, listener `i`
 /// serving CPU `i * ncpus / n`, as the guest benchmark lays them out.
 pub struct BenchTable {
@@ -32,27 +63,10 @@ impl BenchTable {
     /// Builds the table; panics on bad input (a bench, not the kernel).
     pub fn new(n: usize, ncpus: usize) -> Self {
         use kernel::alloc::flags::GFP_KERNEL;
-        let mut listeners = Vec::new();
-        let mut masks = Vec::new();
-        for i in 0..n {
-            let cpu = i * ncpus / n;
-            let mut mask = vec![0u64; cpu / 64 + 1];
-            mask[cpu / 64] |= 1 << (cpu % 64);
-            masks.push(mask);
-            listeners.push(listener::Listener::new(0, GFP_KERNEL).expect("memory"));
-        }
-        // As the kernel builds it: all members at once, in order.
-        let inputs = listeners
-            .iter()
-            .zip(&masks)
-            .enumerate()
-            .map(|(i, (l, m))| table::Input {
-                handle: i,
-                listener: l,
-                mask: m,
-            });
-        let table = table::Table::from_members(table::Policy::RoundRobin, inputs, GFP_KERNEL)
-            .expect("table");
+        let listeners: Vec<_> = (0..n)
+            .map(|_| listener::Listener::new(0, GFP_KERNEL).expect("memory"))
+            .collect();
+        let table = table_one_cpu_each(table::Policy::RoundRobin, &listeners, ncpus);
         Self {
             table,
             _listeners: listeners,

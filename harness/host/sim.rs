@@ -22,7 +22,7 @@ impl Rng {
     }
 
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -31,7 +31,7 @@ impl Rng {
 
     /// Uniform in (0, 1].
     pub fn unit(&mut self) -> f64 {
-        ((self.next() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+        ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
     }
 }
 
@@ -96,28 +96,11 @@ pub fn cpu_of(i: usize, n: usize, cpus: usize) -> usize {
 
 /// Builds the group's table as the kernel does: all members, in order.
 fn build(setup: &Setup, ls: &[Arc<Listener>]) -> table::Table {
-    let masks: Vec<Vec<u64>> = (0..ls.len())
-        .map(|i| {
-            let cpu = cpu_of(i, ls.len(), setup.cpus);
-            let mut m = vec![0u64; cpu / 64 + 1];
-            m[cpu / 64] |= 1 << (cpu % 64);
-            m
-        })
-        .collect();
     let policy = match setup.mode {
         Mode::FillFirst => table::Policy::FillFirst,
         _ => table::Policy::RoundRobin,
     };
-    let inputs = ls
-        .iter()
-        .zip(&masks)
-        .enumerate()
-        .map(|(i, (l, m))| table::Input {
-            handle: i,
-            listener: l,
-            mask: m,
-        });
-    table::Table::from_members(policy, inputs, GFP_KERNEL).expect("table")
+    crate::table_one_cpu_each(policy, ls, setup.cpus)
 }
 
 /// Runs one simulation.
@@ -148,7 +131,7 @@ pub fn run(setup: &Setup) -> Outcome {
             assert!(ls[i].release());
             active[i] -= 1;
         }
-        let hash = rng.next() as u32;
+        let hash = rng.next_u64() as u32;
         let cpu = rss[(hash as usize) % rss.len()];
         let (h, local) = match setup.mode {
             Mode::Hash => {
