@@ -19,10 +19,32 @@ build=${BUILD:-$repo/build}
 out=$build/bench
 kout=$build/kbuild-bench
 cpus=${CPUS:-4}
-secs=${BENCH_SECS:-3}
+secs=${BENCH_SECS:-2}
 reps=${BENCH_REPS:-5}
+timed_reps=${BENCH_TIMED_REPS:-3}
 
 . "$here/toolchain.sh"
+
+# How long make bench took, which kernels it built from an empty output
+# folder, and how many compiles ccache answered (results.md says so).
+start=$(date +%s)
+timing=$build/logs/bench-timing.log
+ccache_calls() {
+	ccache --print-stats 2>/dev/null | awk '
+		/^(direct|preprocessed)_cache_hit\t/ {h += $2}
+		/^cache_miss\t/ {m += $2}
+		END {print h + 0, m + 0}'
+}
+read -r hits0 miss0 < <(ccache_calls)
+: >"$timing"
+kbuild_timed() {	# NAME OUT COMMAND...
+	local name=$1 dir=$2 t0=$SECONDS how=incremental
+	shift 2
+	[ -f "$dir/vmlinux" ] || how=fresh
+	"$@"
+	echo "R test=timing kernel=$name build=$how secs=$((SECONDS - t0))" \
+		>>"$timing"
+}
 
 need=()
 for p in nginx-light haproxy wrk valgrind; do
@@ -36,7 +58,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 KOUT=$kout KFRAGS="$here/kernel.config $here/bench/kernel.config" \
-	"$here/kbuild.sh" bzImage headers modules
+	kbuild_timed series "$kout" "$here/kbuild.sh" bzImage headers modules
 hdr=$kout/usr/include
 
 rm -rf "$out"
@@ -69,7 +91,8 @@ printf 'root:x:0:\nnogroup:x:65534:\n' >"$out/root/etc/group"
 mkdir -p "$out/root/tests"
 cp "$out/kmod/reuserps_select_bench.ko" "$out/reuserps_bench" \
 	"$out/root/tests/"
-echo "bench 1500 $here/bench/guest-bench.sh $secs $reps 8" >"$out/manifest"
+echo "bench 1500 $here/bench/guest-bench.sh $secs $reps 5 $timed_reps" \
+	>"$out/manifest"
 
 "$here/guest.py" --name bench --cpus "$cpus" --mem 2G --timeout 1500 \
 	--kernel "$kout/arch/x86/boot/bzImage" --extra "$out/root" \
@@ -108,12 +131,14 @@ if [ ! -f "$build/linux-base/Makefile" ]; then
 fi
 KSRC=$build/linux-base KOUT=$base_out \
 	KFRAGS="$here/kernel.config $here/bench/kernel.config" \
-	"$here/kbuild.sh" --no-verify bzImage modules >"$build/logs/bench-base.log"
+	kbuild_timed base "$base_out" "$here/kbuild.sh" --no-verify \
+	bzImage modules >"$build/logs/bench-base.log"
 # And the bench kernel built with clang, whose Rust inlines the kernel
 # crate's C helpers (CONFIG_RUST_INLINE_HELPERS): with gcc, every atomic
 # operation of the Rust core is a call.
 llvm_out=$build/kbuild-bench-llvm
-KOUT=$llvm_out "$here/bench/kbuild-llvm.sh" >"$build/logs/bench-llvm.log"
+KOUT=$llvm_out kbuild_timed llvm "$llvm_out" "$here/bench/kbuild-llvm.sh" \
+	>"$build/logs/bench-llvm.log"
 : >"$out/icount.log"
 icount series "$build/linux" "$kout" hash,incpu,cbpf,ebpf,rps_rr,rps_ff
 icount base "$build/linux-base" "$base_out" hash,incpu,cbpf,ebpf
@@ -154,4 +179,10 @@ sed -n 's/^R /R guest=32cpu /p' "$build/results/bench-32cpu/results.log" \
 cargo build -q --release --manifest-path "$repo/Cargo.toml" --example simulate
 "$repo/target/release/examples/simulate" >"$out/sim.log"
 
+read -r hits1 miss1 < <(ccache_calls)
+{
+	cat "$timing"
+	echo "R test=timing total_secs=$(($(date +%s) - start))" \
+		"ccache_hits=$((hits1 - hits0)) ccache_misses=$((miss1 - miss0))"
+} >"$out/timing.log"
 "$here/bench.py" "$out" "$cpus"

@@ -3,15 +3,18 @@
 # Runs in the bench guest (see harness/bench.sh): connections steered by
 # RPS, the micro benchmarks, then nginx under wrk with and without
 # SO_REUSERPS.  Results are lines starting with "R ".
-SECS=${1:-3}
-REPS=${2:-3}
-NGINX_SECS=${3:-8}
+# REPS repeats the counted runs (under RPS); TIMED_REPS the timed ones
+# (the loopback rates and the servers), which only rank ratios.
+SECS=${1:-2}
+REPS=${2:-5}
+NGINX_SECS=${3:-5}
+TIMED_REPS=${4:-3}
 export PATH=/usr/sbin:/usr/bin:/bin:/sbin
 
 insmod /tests/reuserps_select_bench.ko || echo "R test=select insmod=failed"
 # Under RPS first: it sets lo's rps_cpus and clears them when done.
 /tests/reuserps_bench rps "${RPS_CONNS:-2000}" "$REPS" || exit 1
-/tests/reuserps_bench "$SECS" "$REPS" || exit 1
+/tests/reuserps_bench "$SECS" "$TIMED_REPS" || exit 1
 
 ncpu=$(grep -c ^processor /proc/cpuinfo)
 
@@ -35,7 +38,7 @@ report() {	# TEST MODE REP WHO
 		"rps=${rps:-0} local=$5 remote=$6 errors=${errs:-none}"
 }
 mkdir -p /var/log/nginx /var/lib/nginx /run
-for rep in $(seq 1 "$REPS"); do
+for rep in $(seq 1 "$TIMED_REPS"); do
 	for mode in off rr; do
 		rm -f /tmp/rps.*
 		LD_PRELOAD=/usr/lib/libreuserps_preload.so \
@@ -51,7 +54,7 @@ done
 
 # HAProxy: threads pinned one per CPU, a listener per thread.
 mkdir -p /run/haproxy
-for rep in $(seq 1 "$REPS"); do
+for rep in $(seq 1 "$TIMED_REPS"); do
 	for mode in off rr; do
 		rm -f /tmp/rps.*
 		LD_PRELOAD=/usr/lib/libreuserps_preload.so \

@@ -569,7 +569,10 @@ static int select_ns(int fd, long iters, double *ns)
  *             (sched_waking in tracefs: the event's CPU is the waker's,
  *             target_cpu the wakee's);
  *   IPIs      rescheduling and function call interrupts, all CPUs
- *             (/proc/interrupts RES and CAL);
+ *             (/proc/interrupts RES and CAL), and how many of them were
+ *             RPS's own, one per backlog kicked on another CPU
+ *             (received_rps, /proc/net/softnet_stat): the rest are the
+ *             ones the mechanism can change, mostly remote wakeups;
  *   net_rx    NET_RX softirqs, per CPU (/proc/softirqs);
  *   cs        context switches of the accept threads (getrusage).
  */
@@ -609,6 +612,27 @@ static long irq_row(const char *name)
 			p = end;
 		}
 	}
+	fclose(f);
+	return sum;
+}
+
+/* Times a CPU was kicked by RPS's IPI, summed over CPUs (the tenth
+ * column of /proc/net/softnet_stat, in hex).
+ */
+static long rps_ipis(void)
+{
+	unsigned long v[10];
+	char line[512];
+	long sum = 0;
+	FILE *f = fopen("/proc/net/softnet_stat", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx %lx %lx %lx %lx %lx %lx %lx %lx %lx",
+			   &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+			   &v[7], &v[8], &v[9]) == 10)
+			sum += v[9];
 	fclose(f);
 	return sum;
 }
@@ -745,7 +769,7 @@ static void run_rps(enum mech m, int conns, int rep)
 {
 	static struct rps_server srv[MAX_CPUS];
 	static struct rps_client cli[MAX_CPUS];
-	long rx0[MAX_CPUS], rx1[MAX_CPUS], res0, cal0, res, cal;
+	long rx0[MAX_CPUS], rx1[MAX_CPUS], res0, cal0, rps0, res, cal, rps;
 	long wk, remote, got = 0, local = 0, cs = 0, rxmin = -1;
 	struct group g;
 	int i;
@@ -760,6 +784,7 @@ static void run_rps(enum mech m, int conns, int rep)
 	write_str(TRACEFS "events/sched/sched_waking/enable", "1");
 	res0 = irq_row("RES:");
 	cal0 = irq_row("CAL:");
+	rps0 = rps_ipis();
 	net_rx(rx0);
 	for (i = 0; i < ncpus; i++) {
 		cli[i] = (struct rps_client){ .addr = &g.addr, .cpu = i,
@@ -781,6 +806,7 @@ static void run_rps(enum mech m, int conns, int rep)
 	}
 	res = irq_row("RES:") - res0;
 	cal = irq_row("CAL:") - cal0;
+	rps = rps_ipis() - rps0;
 	net_rx(rx1);
 	write_str(TRACEFS "events/sched/sched_waking/enable", "0");
 	count_wakeups(&wk, &remote);
@@ -795,10 +821,12 @@ static void run_rps(enum mech m, int conns, int rep)
 	}
 	printf("R test=rps mech=%s rep=%d conns=%ld local=%.4f "
 	       "wakeups=%.3f remote_wakeups=%.3f ipi_res=%.3f ipi_cal=%.3f "
-	       "ipi=%.3f cs=%.3f net_rx_min_cpu=%ld",
+	       "ipi=%.3f ipi_rps=%.3f ipi_other=%.3f cs=%.3f "
+	       "net_rx_min_cpu=%ld",
 	       mech_name[m], rep, got, got ? (double)local / got : 0,
 	       (double)wk / got, (double)remote / got, (double)res / got,
 	       (double)cal / got, (double)(res + cal) / got,
+	       (double)rps / got, (double)(res + cal - rps) / got,
 	       (double)cs / got, rxmin);
 	for (i = 0; i < ncpus; i++)
 		printf(" net_rx%d=%ld", i, rx1[i] - rx0[i]);
