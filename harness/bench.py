@@ -223,12 +223,24 @@ def rps_section(d, g, add):
         "/proc/net/softnet_stat), the same for every mechanism; other: "
         "the rest, which the mechanism can change (a remote wakeup "
         "sends one); cs: context switches "
-        "of the accept threads.  NET_RX softirqs ran on every CPU in "
+        "of the accept threads; NET_RX per CPU: softirqs per connection "
+        "on the least and the most loaded CPU.  NET_RX softirqs ran on "
+        "every CPU in "
         "every run (fewest on one CPU: "
         f"{int(min(r['net_rx_min_cpu'] for r in rs))}).\n")
     add("| mechanism | local | wakeups | remote wakeups | IPIs | "
-        "RPS's IPIs | other IPIs | cs |")
-    add("|---|---|---|---|---|---|---|---|")
+        "RPS's IPIs | other IPIs | cs | NET_RX per CPU |")
+    add("|---|---|---|---|---|---|---|---|---|")
+
+    def rx(mr):
+        """NET_RX softirqs per connection on each CPU (medians over the
+        runs): the least and the most loaded CPU."""
+        cpus = sorted({k for r in mr for k in r
+                       if re.fullmatch(r"net_rx\d+", k)})
+        per = [statistics.median([r[c] / r["conns"] for r in mr
+                                  if r.get("conns")]) for c in cpus]
+        return f"{fmt(min(per), 2)} to {fmt(max(per), 2)}" if per else "-"
+
     med = {}
     for m in MECHS:
         mr = [r for r in rs if r["mech"] == m]
@@ -251,7 +263,7 @@ def rps_section(d, g, add):
             f"{spread([r['ipi'] for r in mr])} | "
             f"{spread([r.get('ipi_rps', nan) for r in mr])} | "
             f"{spread([r.get('ipi_other', nan) for r in mr])} | "
-            f"{spread([r['cs'] for r in mr])} |")
+            f"{spread([r['cs'] for r in mr])} | {rx(mr)} |")
     add("")
     svg_bars([(LABEL[m], m, med[m]["local"]) for m in med],
              "Under RPS: connections accepted on their SYN's CPU",
