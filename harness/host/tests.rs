@@ -64,7 +64,8 @@ fn mask_checks() {
 fn policy_values() {
     assert_eq!(Policy::from_uapi(0), Ok(Policy::RoundRobin));
     assert_eq!(Policy::from_uapi(1), Ok(Policy::FillFirst));
-    assert_eq!(Policy::from_uapi(2), Err(EINVAL));
+    assert_eq!(Policy::from_uapi(2), Ok(Policy::LeastConns));
+    assert_eq!(Policy::from_uapi(3), Err(EINVAL));
     assert_eq!(Policy::from_uapi(u32::MAX), Err(EINVAL));
     let (t, _ls) = table(Policy::FillFirst, &[&[0]], &[0]);
     assert_eq!(t.policy(), Policy::FillFirst);
@@ -138,6 +139,93 @@ fn round_robin_skips_full_and_counts_it() {
     assert!(picks.windows(2).all(|w| w[0] != w[1]), "{picks:?}");
     assert_eq!(picks.iter().filter(|&&h| h == 0).count(), 3);
     assert_eq!(ls[1].info().full_skips, 3);
+}
+
+/// Takes a connection on CPU `cpu` as the kernel would: select, admit.
+fn connect(t: &Table, ls: &[ListenerRef], cpu: usize, hash: u32) -> usize {
+    let h = t.select(cpu, hash).handle();
+    assert!(ls[h].admit(), "picked listener {h} refused");
+    ls[h].hand();
+    h
+}
+
+#[test]
+fn least_conns_takes_the_fewest_and_rotates_ties() {
+    let (t, ls) = table(Policy::LeastConns, &[&[0], &[0], &[0]], &[0, 0, 0]);
+    // Equal counts: each in turn, as round robin.
+    let first: Vec<_> = (0..3).map(|_| connect(&t, &ls, 0, 0)).collect();
+    let mut sorted = first.clone();
+    sorted.sort();
+    assert_eq!(sorted, [0, 1, 2]);
+    // Two of listener 0's connections end: it gets the next two.
+    assert!(ls[0].release());
+    connect(&t, &ls, 0, 0);
+    assert!(ls[1].release() && ls[2].release());
+    let next: Vec<_> = (0..2).map(|_| connect(&t, &ls, 0, 0)).collect();
+    assert!(next.contains(&1) && next.contains(&2), "{next:?}");
+    // Live counts never differ by more than one under steady arrivals.
+    let live = |l: &ListenerRef| l.info().active_conns;
+    for i in 0..60u32 {
+        let h = connect(&t, &ls, 0, i);
+        if i % 3 == 0 {
+            assert!(ls[h].release());
+        }
+        let (lo, hi) = ls
+            .iter()
+            .map(live)
+            .fold((u32::MAX, 0), |(a, b), x| (a.min(x), b.max(x)));
+        assert!(
+            hi - lo <= 1,
+            "{:?}",
+            ls.iter().map(live).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn least_conns_skips_full_and_falls_back() {
+    let (t, ls) = table(Policy::LeastConns, &[&[0], &[0], &[1]], &[1, 2, 0]);
+    assert_eq!(connect(&t, &ls, 0, 0), 0);
+    assert_eq!(connect(&t, &ls, 0, 0), 1);
+    // Listener 0 is full with 1: listener 1 has room at 1 too.
+    assert_eq!(connect(&t, &ls, 0, 0), 1);
+    // Both full: another member of the group, as every policy does.
+    assert_eq!(t.select(0, 0), Pick::Other(2));
+    assert!(ls[0].release());
+    assert_eq!(t.select(0, 0), Pick::Cpu(0));
+    // A single listener on a CPU needs no comparison.
+    assert!((0..3).all(|_| t.select(1, 0) == Pick::Cpu(2)));
+}
+
+#[test]
+fn least_conns_many_listeners_compares_two() {
+    // 12 listeners on CPU 5: beyond the bounded scan, the listener whose
+    // turn it is against one the flow hash picks.
+    let n = 12;
+    let sets: Vec<&[usize]> = vec![&[5]; n];
+    let (t, ls) = table(Policy::LeastConns, &sets, &vec![0; n]);
+    let mut seed = 0x9e37_79b9u32;
+    for _ in 0..2000 {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let h = connect(&t, &ls, 5, seed);
+        // Connections end at random: a steady state around 4 each.
+        if seed % 4 != 0 {
+            let k = (seed >> 8) as usize % n;
+            if ls[k].info().active_conns > 0 {
+                assert!(ls[k].release());
+            }
+        }
+        let _ = h;
+    }
+    let live: Vec<_> = ls.iter().map(|l| l.info().active_conns).collect();
+    let (lo, hi) = (*live.iter().min().unwrap(), *live.iter().max().unwrap());
+    assert!(hi - lo <= 4, "{live:?}");
+    // Full ones are never picked while another has room.
+    let (t, ls) = table(Policy::LeastConns, &sets, &[&[1u32; 11][..], &[0]].concat());
+    for l in &ls[..11] {
+        assert!(l.admit());
+    }
+    assert!((0..50u32).all(|i| t.select(5, i.wrapping_mul(0x0101_0101)) == Pick::Cpu(11)));
 }
 
 #[test]
@@ -485,7 +573,7 @@ impl Model {
     fn rebuild_cursors(&mut self) {
         for cpu in 0..NCPU {
             let n = self.on(cpu).len();
-            if self.policy == Policy::RoundRobin && n > 1 {
+            if self.policy != Policy::FillFirst && n > 1 {
                 // Carried over at the same position, or back to the start
                 // if the list got shorter than that.
                 let c = self.cursors.entry(cpu).or_insert(0);
@@ -507,16 +595,31 @@ impl Model {
             .get(&cpu)
             .map_or(0, |&c| c as usize % on.len().max(1));
         let mut skipped = vec![];
+        // Least connections (up to 8 listeners on a CPU: all compared):
+        // the first in turn with the fewest.
+        let least = (self.policy == Policy::LeastConns && on.len() > 1)
+            .then(|| {
+                (0..on.len())
+                    .map(|i| (start + i) % on.len())
+                    .filter(|&p| self.live(on[p]) && self.has_room(on[p]))
+                    .min_by_key(|&p| {
+                        let a = self.ls[on[p]].as_ref().unwrap().active;
+                        (a, (p + on.len() - start) % on.len())
+                    })
+            })
+            .flatten();
         for i in 0..on.len() {
             let pos = (start + i) % on.len();
             let h = on[pos];
             if !self.live(h) {
                 continue;
             }
-            if self.has_room(h) {
+            if least == Some(pos) || (least.is_none() && self.has_room(h)) {
                 return (Pick::Cpu(h), skipped, Some(pos));
             }
-            skipped.push(h);
+            if !self.has_room(h) {
+                skipped.push(h);
+            }
         }
         let n = self.order.len();
         let s = ((hash as u64 * n as u64) >> 32) as usize;
@@ -700,10 +803,10 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn model_holds(fill_first in any::<bool>(),
+    fn model_holds(policy in 0u32..3,
                    ops in prop::collection::vec(op(), 1..120)) {
         let before = mem::live();
-        let policy = if fill_first { Policy::FillFirst } else { Policy::RoundRobin };
+        let policy = Policy::from_uapi(policy).unwrap();
         let mut m = Model { policy, table: None, order: vec![],
                             ls: (0..NH).map(|_| None).collect(), conns: vec![], cursors: Default::default() };
         for op in &ops {

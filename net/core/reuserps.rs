@@ -70,6 +70,10 @@ const _: () = {
         Policy::from_uapi(bindings::REUSERPS_FILL_FIRST),
         Ok(Policy::FillFirst)
     ));
+    assert!(matches!(
+        Policy::from_uapi(bindings::REUSERPS_LEAST_CONNS),
+        Ok(Policy::LeastConns)
+    ));
 };
 
 /// Borrows the words of a CPU mask from C.
@@ -468,7 +472,8 @@ mod ffi_tests {
         m[0] = 1;
         assert_eq!(check(rr, 0, &m[..1]), 0);
         assert_eq!(check(ff, 0, &m[..words]), 0);
-        assert_eq!(check(2, 0, &m[..1]), inval);
+        assert_eq!(check(bindings::REUSERPS_LEAST_CONNS, 0, &m[..1]), 0);
+        assert_eq!(check(bindings::REUSERPS_LEAST_CONNS + 1, 0, &m[..1]), inval);
         assert_eq!(check(rr, 1, &m[..1]), inval);
         assert_eq!(check(rr, 0, &m[..0]), inval);
         assert_eq!(check(rr, 0, &m[..words + 1]), inval);

@@ -12,7 +12,7 @@ struct reuserps_listener;
  * struct reuserps_sock - what SO_REUSERPS asked for, owned by the socket
  * @rcu: frees a replaced request once lockless readers are done with it
  * @listener: the listener's cap and connection counts (one reference)
- * @policy: REUSERPS_ROUND_ROBIN or REUSERPS_FILL_FIRST
+ * @policy: REUSERPS_ROUND_ROBIN, REUSERPS_FILL_FIRST or REUSERPS_LEAST_CONNS
  * @max_conns: cap on active connections, 0 for none
  * @seq: the listener's place in its group's registration order, set
  *	under reuseport_lock when it joins and kept by a new request

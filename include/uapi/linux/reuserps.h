@@ -12,11 +12,15 @@
 /* How a connection picks among the listeners registered for its CPU. */
 #define REUSERPS_ROUND_ROBIN	0	/* rotate over those with room */
 #define REUSERPS_FILL_FIRST	1	/* first registered that has room */
+#define REUSERPS_LEAST_CONNS	2	/* fewest active connections among
+					 * those with room, ties in turn
+					 */
 
 /**
  * struct reuserps_req - argument of setsockopt(SOL_SOCKET, SO_REUSERPS)
- * @policy: REUSERPS_ROUND_ROBIN or REUSERPS_FILL_FIRST; the same for
- *	every listener of a reuseport group
+ * @policy: REUSERPS_ROUND_ROBIN, REUSERPS_FILL_FIRST or
+ *	REUSERPS_LEAST_CONNS; the same for every listener of a reuseport
+ *	group
  * @max_conns: most connections handed to this listener that may be active
  *	at once; 0 for no cap
  * @flags: must be 0

@@ -108,6 +108,38 @@ mod tests {
         Ok(())
     }
 
+    /// Least connections: the fewest live, ties in turn, caps honoured.
+    #[test]
+    fn least_conns() -> Result {
+        let a = Listener::new(0, GFP_KERNEL)?;
+        let b = Listener::new(0, GFP_KERNEL)?;
+        let c = Listener::new(1, GFP_KERNEL)?;
+        let m = mask_of(&[2]);
+        let t = Table::new(Policy::LeastConns, 1, &a, &m, GFP_KERNEL)?;
+        let t = t.with_member(2, &b, &m, GFP_KERNEL)?;
+        let t = t.with_member(3, &c, &m, GFP_KERNEL)?;
+        // None live: each in turn.
+        let mut seen = [false; 3];
+        for _ in 0..3 {
+            let h = t.select(2, 0).handle();
+            if let Some(s) = seen.get_mut(h.wrapping_sub(1)) {
+                *s = true;
+            }
+        }
+        assert_eq!(seen, [true; 3]);
+        // Listener 1 has two, listener 3 is at its cap: listener 2.
+        assert!(a.admit() && a.admit() && c.admit());
+        for _ in 0..3 {
+            assert_eq!(t.select(2, 0), Pick::Cpu(2));
+        }
+        assert!(b.admit() && b.admit() && b.admit());
+        assert_eq!(t.select(2, 0), Pick::Cpu(1));
+        for l in [&a, &a, &b, &b, &b, &c] {
+            assert!(l.release());
+        }
+        Ok(())
+    }
+
     /// Fallback: a CPU without listeners goes to a member with room.
     #[test]
     fn fallback() -> Result {

@@ -158,6 +158,21 @@ impl Listener {
         max == 0 || self.active.load(Relaxed) < max
     }
 
+    /// Its active connections if it has room, as [`Listener::has_room`]
+    /// (an even `reg` only); `None` if it has none.  For least
+    /// connections: the count is read once, so that the choice and its
+    /// cap test see the same value.
+    #[inline]
+    pub(crate) fn load_in(&self, reg: u32) -> Option<u32> {
+        let g = self.gate.load(Relaxed);
+        if gate_reg(g) != reg {
+            return None;
+        }
+        let max = gate_cap(g);
+        let a = self.active.load(Relaxed);
+        (max == 0 || a < max).then_some(a)
+    }
+
     /// Its current registration, for a table being built.
     pub(crate) fn registration(&self) -> u32 {
         gate_reg(self.gate.load(Relaxed))

@@ -49,6 +49,9 @@ pub(crate) enum Policy {
     RoundRobin,
     /// The first registered that has room (`REUSERPS_FILL_FIRST`).
     FillFirst,
+    /// The one with room and the fewest active connections, ties in
+    /// rotation (`REUSERPS_LEAST_CONNS`).
+    LeastConns,
 }
 
 impl Policy {
@@ -57,10 +60,22 @@ impl Policy {
         match value {
             0 => Ok(Self::RoundRobin),
             1 => Ok(Self::FillFirst),
+            2 => Ok(Self::LeastConns),
             _ => Err(EINVAL),
         }
     }
+
+    /// Whether a CPU with several listeners keeps a turn that moves past
+    /// each listener that takes a connection.
+    const fn rotates(self) -> bool {
+        matches!(self, Self::RoundRobin | Self::LeastConns)
+    }
 }
+
+/// Above this many listeners on one CPU, least connections compares two
+/// of them (the one whose turn it is and one the flow hash picks) rather
+/// than all: the cost of a selection stays bounded.
+const LEAST_SCAN: usize = 8;
 
 /// Most 64-bit words a CPU mask may have: enough for every possible CPU,
 /// and never fewer than a glibc `cpu_set_t` (1024 CPUs) holds.
@@ -159,7 +174,7 @@ struct CpuEntry {
     len: u32,
     /// Start of the CPU's listeners in `slots`.
     first: u32,
-    /// Index of its round-robin cursor, `NO_CURSOR` if it needs none.
+    /// Index of its cursor, `NO_CURSOR` if it needs none.
     cursor: u32,
 }
 
@@ -174,7 +189,10 @@ const NONE: u32 = u32::MAX;
 ///
 /// It holds the CPU's next turn: the position in its range (high 32 bits)
 /// and the index in `members` of the listener there (low 32 bits), so
-/// that selection reads the member without going through `slots`.
+/// that selection reads the member without going through `slots`.  Least
+/// connections keeps `NONE` there instead: no single listener is its
+/// choice, so the kernel's fast path ([`Table::pick_first`]) finds none
+/// and the whole selection runs.
 #[repr(align(64))]
 struct Cursor(Atomic<u64>);
 
@@ -203,11 +221,11 @@ pub(crate) struct Input<'a> {
 /// non-empty one's `head` equals `slots[first]`, an empty one's is `NONE`;
 /// every cursor index other than `NO_CURSOR` is below `cursors.len()`, and
 /// every cursor names, in its low half, the member at the position its
-/// high half gives in its CPU's range; `members.len()` fits in a `u32`
-/// (so `NONE` is no member's index).
+/// high half gives in its CPU's range (`NONE` with least connections);
+/// `members.len()` fits in a `u32` (so `NONE` is no member's index).
 pub(crate) struct Table {
-    /// For tests, which rebuild a table from another.
-    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
+    /// Read off the fast path only: by least connections' full selection,
+    /// and by tests, which rebuild a table from another.
     policy: Policy,
     members: KVVec<Member>,
     /// The members' masks, for tests, which rebuild a table from another.
@@ -371,7 +389,7 @@ impl Table {
     /// [`Table::turn`].
     #[inline]
     pub(crate) fn pick(&self, cpu: usize, hash: u32) -> Pick {
-        match self.pick_cpu(cpu) {
+        match self.pick_cpu(cpu, hash) {
             Some(handle) => Pick::Cpu(handle),
             None => self.fallback(hash),
         }
@@ -404,7 +422,9 @@ impl Table {
     /// 0 at its end; `None` if the range has no such listener.
     fn turn_value(&self, e: &CpuEntry, pos: usize) -> Option<u64> {
         let pos = if pos >= e.len as usize { 0 } else { pos };
-        let i = if pos == 0 {
+        let i = if self.policy == Policy::LeastConns {
+            NONE
+        } else if pos == 0 {
             e.head
         } else {
             *self.slots.get((e.first as usize).wrapping_add(pos))?
@@ -445,7 +465,7 @@ impl Table {
     /// listener's gate word (plus the cursor of a round-robin CPU with
     /// several listeners, and the count of a capped listener).
     #[inline]
-    fn pick_cpu(&self, cpu: usize) -> Option<usize> {
+    fn pick_cpu(&self, cpu: usize, hash: u32) -> Option<usize> {
         let e = self.cpus.get(cpu)?;
         let (pos, i) = self.start(e);
         if let Some(m) = self.members.get(i as usize) {
@@ -453,7 +473,58 @@ impl Table {
                 return Some(m.handle);
             }
         }
+        if self.policy == Policy::LeastConns && e.len > 1 {
+            return self.pick_least(e, pos, hash);
+        }
         self.pick_cpu_rest(e, pos)
+    }
+
+    /// Least connections among the CPU's listeners, from the one whose
+    /// turn it is: the first with the fewest wins, so that equal listeners
+    /// take turns.  All of them up to `LEAST_SCAN`, else that one and one
+    /// the flow hash picks among the others (two random choices keep the
+    /// spread of counts small at a bounded cost); when both are full, the
+    /// first in turn with room.
+    #[inline(never)]
+    fn pick_least(&self, e: &CpuEntry, pos: usize, hash: u32) -> Option<usize> {
+        let n = e.len as usize;
+        let pos = if pos >= n { 0 } else { pos };
+        let mut best: Option<(u32, usize)> = None;
+        let mut consider = |p: usize| {
+            if let Some(m) = self.at(e, p) {
+                if let Some(a) = m.listener.load_in(m.reg) {
+                    if best.is_none_or(|(b, _)| a < b) {
+                        best = Some((a, m.handle));
+                    }
+                }
+            }
+        };
+        if n <= LEAST_SCAN {
+            let mut p = pos;
+            for _ in 0..n {
+                consider(p);
+                // `p < n`: no overflow.
+                p = p.wrapping_add(1);
+                if p >= n {
+                    p = 0;
+                }
+            }
+            return best.map(|(_, h)| h);
+        }
+        consider(pos);
+        // Another of the `n - 1` others, as reciprocal_scale() picks:
+        // both factors are below 2^32.
+        let k = (u64::from(hash).wrapping_mul((n - 1) as u64) >> 32) as usize;
+        // `pos, k < n`: no overflow.
+        let mut other = pos.wrapping_add(1).wrapping_add(k);
+        if other >= n {
+            other = other.wrapping_sub(n);
+        }
+        consider(other);
+        match best {
+            Some((_, h)) => Some(h),
+            None => self.pick_cpu_rest(e, pos),
+        }
     }
 
     /// What [`Table::pick`] returns when the first listener to try on
@@ -652,7 +723,7 @@ impl Table {
         for e in cpus.iter_mut() {
             e.first = start;
             start = start.checked_add(e.len).ok_or(EINVAL)?;
-            if policy == Policy::RoundRobin && e.len > 1 {
+            if policy.rotates() && e.len > 1 {
                 nrr = nrr.checked_add(1).ok_or(EINVAL)?;
             }
         }
@@ -693,21 +764,26 @@ impl Table {
                 NONE
             };
             e.cursor = NO_CURSOR;
-            if policy != Policy::RoundRobin || e.len < 2 {
+            if !policy.rotates() || e.len < 2 {
                 continue;
             }
             e.cursor = u32::try_from(cursors.len()).map_err(|_| EINVAL)?;
-            cursors.push(Cursor(Atomic::new(turn_at(0, e.head))), flags)?;
+            let first = if policy == Policy::LeastConns {
+                NONE
+            } else {
+                e.head
+            };
+            cursors.push(Cursor(Atomic::new(turn_at(0, first))), flags)?;
         }
         // INVARIANT: the ranges tile `slots` (running sums of the counts);
         // each was filled exactly (`head == len` checked) with indexes
         // below `n` of members whose stored, even `reg` both the count and
         // the fill tested; `head` is then `slots[first]`, or `NONE`; cursor
         // indexes are pushed positions, each cursor starting at position 0
-        // and `head`; `n` fits in a `u32` (checked above) and is at most
-        // `u32::MAX - 1`, since `NONE` indexes nothing (below).
+        // and `head` (`NONE` for least connections); `n` fits in a `u32`
+        // (checked above) and is at most `u32::MAX - 1`, since `NONE`
+        // indexes nothing (below).
         Ok(Self {
-            #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
             policy,
             members,
             #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]

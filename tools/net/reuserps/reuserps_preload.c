@@ -18,7 +18,8 @@
  *
  * Environment:
  *   REUSERPS_POLICY     "rr" (round robin, the default), "ff" (fill first),
- *                       or "off": register nothing, only count (below)
+ *                       "lc" (least connections), or "off": register
+ *                       nothing, only count (below)
  *   REUSERPS_MAX_CONNS  cap on each listener's active connections, 0: none
  *   REUSERPS_STATS      if set, a path prefix: each process writes
  *                       "<prefix>.<pid>" at exit with how many accepted
@@ -109,6 +110,8 @@ static void __attribute__((constructor)) reuserps_init(void)
 	s = getenv("REUSERPS_POLICY");
 	if (s && !strcmp(s, "ff"))
 		policy = REUSERPS_FILL_FIRST;
+	if (s && !strcmp(s, "lc"))
+		policy = REUSERPS_LEAST_CONNS;
 	off = s && !strcmp(s, "off");
 	s = getenv("REUSERPS_MAX_CONNS");
 	if (s)

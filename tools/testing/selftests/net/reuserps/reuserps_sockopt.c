@@ -211,7 +211,8 @@ TEST_F(sockopt, mask_empty_or_out_of_range)
 
 TEST_F(sockopt, policy_and_flags)
 {
-	EXPECT_EQ(EINVAL, set_req(self->fd, 2, 0, 0, 1, &self->cpu0, 0));
+	EXPECT_EQ(EINVAL, set_req(self->fd, REUSERPS_LEAST_CONNS + 1, 0, 0, 1,
+				  &self->cpu0, 0));
 	EXPECT_EQ(EINVAL, set_req(self->fd, ~0U, 0, 0, 1, &self->cpu0, 0));
 	EXPECT_EQ(EINVAL, set_req(self->fd, 0, 0, 1, 1, &self->cpu0, 0));
 	EXPECT_EQ(EINVAL, set_req(self->fd, 0, 0, 1U << 31, 1, &self->cpu0,

@@ -503,6 +503,70 @@ TEST_F(steer, close_keeps_the_rest)
 	EXPECT_EQ(4, count[2]);
 }
 
+/*
+ * Least connections: the listener with the fewest live connections gets
+ * the next one; equal ones take turns; one at its cap is passed over.
+ */
+TEST_F(steer, least_conns_follows_live_counts)
+{
+	int cpu0 = 0, k, i, got, c[8], a[8], count[3] = {};
+
+	for (k = 0; k < 3; k++)
+		add_capped(_metadata, &self->g, variant->family,
+			   REUSERPS_LEAST_CONNS, k == 2 ? 2 : 0, &cpu0, 1);
+	pin(_metadata, 0);
+	/* Equal (none live): each in turn, three rounds. */
+	for (k = 0; k < 9; k++) {
+		got = connect_one(_metadata, &self->g, variant->family);
+		ASSERT_TRUE(got >= 0 && got < 3);
+		count[got]++;
+		for (i = 0; i < 3; i++)
+			ASSERT_EQ(0, wait_active(_metadata, self->g.fd[i], 0));
+	}
+	EXPECT_EQ(3, count[0]);
+	EXPECT_EQ(3, count[1]);
+	EXPECT_EQ(3, count[2]);
+	/* One each, kept open: 1, 1, 1. */
+	for (k = 0; k < 3; k++) {
+		got = connect_keep(_metadata, &self->g, variant->family,
+				   &c[k], &a[k]);
+		ASSERT_TRUE(got >= 0 && got < 3);
+		count[got] = k;		/* which connection it holds */
+	}
+	/*
+	 * Listener 1's ends: with none, it gets the next one.  Then all
+	 * have one and the turn, past listener 1, gives listener 2 its
+	 * second (its cap), then listener 0 its second; listener 1, the
+	 * one left with the fewest, the next; with 2, 2, 2 and listener 2
+	 * full, the turn passes it over to listener 0.
+	 */
+	close(c[count[1]]);
+	close(a[count[1]]);
+	ASSERT_EQ(0, wait_active(_metadata, self->g.fd[1], 0));
+	EXPECT_EQ(1, connect_keep(_metadata, &self->g, variant->family,
+				  &c[3], &a[3]));
+	EXPECT_EQ(2, connect_keep(_metadata, &self->g, variant->family,
+				  &c[4], &a[4]));
+	EXPECT_EQ(0, connect_keep(_metadata, &self->g, variant->family,
+				  &c[5], &a[5]));
+	EXPECT_EQ(1, connect_keep(_metadata, &self->g, variant->family,
+				  &c[6], &a[6]));
+	EXPECT_EQ(0, connect_keep(_metadata, &self->g, variant->family,
+				  &c[7], &a[7]));
+	EXPECT_EQ(3, info_of(_metadata, self->g.fd[0]).active_conns);
+	EXPECT_EQ(2, info_of(_metadata, self->g.fd[1]).active_conns);
+	EXPECT_EQ(2, info_of(_metadata, self->g.fd[2]).active_conns);
+	EXPECT_EQ(1, info_of(_metadata, self->g.fd[2]).full_skips);
+	for (k = 0; k < 8; k++) {
+		if (k == count[1])
+			continue;
+		close(c[k]);
+		close(a[k]);
+	}
+	for (k = 0; k < 3; k++)
+		EXPECT_EQ(0, wait_active(_metadata, self->g.fd[k], 0));
+}
+
 /* A CPU nobody registered for still gets its connections served. */
 TEST_F(steer, unregistered_cpu_falls_back)
 {
