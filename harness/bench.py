@@ -24,6 +24,7 @@ LABEL = {
     "ebpf": "eBPF sockarray",
     "rps_rr": "SO_REUSERPS round robin",
     "rps_ff": "SO_REUSERPS fill first, cap",
+    "rps_lc": "SO_REUSERPS least connections",
 }
 COLOR = {
     "hash": "#7f7f7f", "incpu": "#1f77b4", "cbpf": "#9467bd",
@@ -317,6 +318,22 @@ def sim_section(d, add):
         add("|---|" + "---|" * len(b))
         add("| us per build | " + " | ".join(fmt(r["us"], 1) for r in b) +
             " |")
+        add("")
+    one = [r for r in sim if r.get("test") == "sim_one_cpu"]
+    if one:
+        add("### One CPU, four listeners: live counts apart\n")
+        add("The same core and lifetimes (Pareto, shape 1.5), one CPU with "
+            "four listeners and about 64 live connections each, "
+            f"{int(one[0]['offered'])} connections.  max/min of the four "
+            "live counts over samples (mean and worst; samples where one "
+            "has none left out), max/mean and the coefficient of "
+            "variation.\n")
+        add("| mechanism | max/min (mean) | max/min (worst) | max/mean | CV |")
+        add("|---|---|---|---|---|")
+        for r in one:
+            add(f"| {LABEL.get(r['mech'], r['mech'])} | "
+                f"{fmt(r['mean_max_min'], 3)} | {fmt(r['worst_max_min'], 3)} "
+                f"| {fmt(r['mean_max_mean'], 3)} | {fmt(r['mean_cv'], 4)} |")
         add("")
 
 
@@ -683,6 +700,14 @@ def main():
                 add(f"| non-users: a connection ({LABEL.get(m, 'no SO_REUSEPORT')}) "
                     f"within 1% of the base's ({fmt(a, 0)}) | {fmt(b, 0)} | "
                     f"{'yes' if abs(b - a) <= 0.01 * a else 'no'} |")
+    one = {r["mech"]: r for r in records(os.path.join(d, "sim.log"))
+           if r.get("test") == "sim_one_cpu"}
+    if "rps_lc" in one and "rps_rr" in one:
+        lc, rr = one["rps_lc"], one["rps_rr"]
+        add(f"| simulated, one CPU, four listeners: least connections keeps "
+            f"live counts within 1.2 (max/min, worst; round robin "
+            f"{fmt(rr['worst_max_min'], 3)}) | {fmt(lc['worst_max_min'], 3)} "
+            f"| {'yes' if lc['worst_max_min'] <= 1.2 else 'no'} |")
     if ov:
         add(f"| caps never exceeded | highest {int(ov[-1]['max_active'])}"
             f" with cap {int(ov[-1]['cap'])} | "

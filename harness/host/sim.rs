@@ -44,6 +44,8 @@ pub enum Mode {
     RoundRobin,
     /// SO_REUSERPS fill first.
     FillFirst,
+    /// SO_REUSERPS least connections.
+    LeastConns,
 }
 
 /// One simulated run's setup.
@@ -83,6 +85,11 @@ pub struct Outcome {
     pub worst_max_over_mean: f64,
     pub mean_max_over_mean: f64,
     pub mean_cv: f64,
+    /// Over the same samples: the mean and worst max/min of active
+    /// connections per listener, over samples whose least loaded
+    /// listener has one at least.
+    pub mean_max_over_min: f64,
+    pub worst_max_over_min: f64,
     /// Highest active count of any listener, and whether any cap was
     /// exceeded.
     pub max_active: u32,
@@ -98,7 +105,8 @@ pub fn cpu_of(i: usize, n: usize, cpus: usize) -> usize {
 fn build(setup: &Setup, ls: &[Arc<Listener>]) -> table::Table {
     let policy = match setup.mode {
         Mode::FillFirst => table::Policy::FillFirst,
-        _ => table::Policy::RoundRobin,
+        Mode::LeastConns => table::Policy::LeastConns,
+        Mode::Hash | Mode::RoundRobin => table::Policy::RoundRobin,
     };
     crate::table_one_cpu_each(policy, ls, setup.cpus)
 }
@@ -118,6 +126,7 @@ pub fn run(setup: &Setup) -> Outcome {
     };
     let mut active = vec![0u32; ls.len()];
     let (mut now, mut samples, mut sum_mm, mut sum_cv) = (0f64, 0u64, 0f64, 0f64);
+    let (mut min_samples, mut sum_mn) = (0u64, 0f64);
     let sample_every = (setup.conns / 1000).max(1);
     for k in 0..setup.conns {
         now += -rng.unit().ln() / setup.rate;
@@ -179,12 +188,21 @@ pub fn run(setup: &Setup) -> Outcome {
                 sum_cv += var.sqrt() / mean;
                 out.worst_max_over_mean = out.worst_max_over_mean.max(max / mean);
                 samples += 1;
+                let min = f64::from(*active.iter().min().unwrap_or(&0));
+                if min > 0.0 {
+                    sum_mn += max / min;
+                    out.worst_max_over_min = out.worst_max_over_min.max(max / min);
+                    min_samples += 1;
+                }
             }
         }
     }
     if samples > 0 {
         out.mean_max_over_mean = sum_mm / samples as f64;
         out.mean_cv = sum_cv / samples as f64;
+    }
+    if min_samples > 0 {
+        out.mean_max_over_min = sum_mn / min_samples as f64;
     }
     out.over_cap = setup.cap != 0 && out.max_active > setup.cap;
     // Every connection ends: counts must return to zero.

@@ -48,6 +48,29 @@ fn main() {
             u8::from(o.over_cap)
         );
     }
+    // One CPU with four listeners, the same lifetimes, about 64 live
+    // connections per listener: how far apart their live counts get.
+    let one = Setup {
+        cpus: 1,
+        listeners: 4,
+        rss_entries: 1,
+        rate: 4.0 * 64.0 / 3.0,
+        conns: 400_000,
+        ..base
+    };
+    for (name, mode) in [
+        ("hash", Mode::Hash),
+        ("rps_rr", Mode::RoundRobin),
+        ("rps_lc", Mode::LeastConns),
+    ] {
+        let o = sim::run(&Setup { mode, ..one });
+        println!(
+            "R test=sim_one_cpu mech={name} listeners=4 offered={} \
+             mean_max_min={:.3} worst_max_min={:.3} mean_max_mean={:.3} \
+             mean_cv={:.4}",
+            o.offered, o.mean_max_over_min, o.worst_max_over_min, o.mean_max_over_mean, o.mean_cv
+        );
+    }
     for n in [1, 64, 256, 1024] {
         println!(
             "R test=sim_build cpus=256 listeners={n} us={:.2}",
