@@ -207,15 +207,15 @@ fn least_conns_many_listeners_compares_two() {
     let mut seed = 0x9e37_79b9u32;
     for _ in 0..2000 {
         seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        let h = connect(&t, &ls, 5, seed);
-        // Connections end at random: a steady state around 4 each.
+        connect(&t, &ls, 5, seed);
+        // Three in four steps, a connection of a random listener ends:
+        // the counts climb to about 42 each.
         if seed % 4 != 0 {
             let k = (seed >> 8) as usize % n;
             if ls[k].info().active_conns > 0 {
                 assert!(ls[k].release());
             }
         }
-        let _ = h;
     }
     let live: Vec<_> = ls.iter().map(|l| l.info().active_conns).collect();
     let (lo, hi) = (*live.iter().min().unwrap(), *live.iter().max().unwrap());

@@ -70,6 +70,28 @@ impl Policy {
     const fn rotates(self) -> bool {
         matches!(self, Self::RoundRobin | Self::LeastConns)
     }
+
+    /// What a cursor names for the turn of member `i`: `i` itself, so
+    /// that the fast path reads it, or `NONE` for least connections,
+    /// where no single listener is the choice (see [`Cursor`]).
+    const fn turn_member(self, i: u32) -> u32 {
+        match self {
+            Self::LeastConns => NONE,
+            Self::RoundRobin | Self::FillFirst => i,
+        }
+    }
+}
+
+/// The position after `pos` in a CPU's range of `n` listeners, wrapping
+/// to 0; `pos < n`, so it cannot overflow.
+#[inline]
+fn next_pos(pos: usize, n: usize) -> usize {
+    let p = pos.wrapping_add(1);
+    if p >= n {
+        0
+    } else {
+        p
+    }
 }
 
 /// Above this many listeners on one CPU, least connections compares two
@@ -422,15 +444,13 @@ impl Table {
     /// 0 at its end; `None` if the range has no such listener.
     fn turn_value(&self, e: &CpuEntry, pos: usize) -> Option<u64> {
         let pos = if pos >= e.len as usize { 0 } else { pos };
-        let i = if self.policy == Policy::LeastConns {
-            NONE
-        } else if pos == 0 {
+        let i = if pos == 0 {
             e.head
         } else {
             *self.slots.get((e.first as usize).wrapping_add(pos))?
         };
         // `pos < len`, a u32.
-        Some(turn_at(pos as u32, i))
+        Some(turn_at(pos as u32, self.policy.turn_member(i)))
     }
 
     /// Where the CPU's turn is: its position and the member there.  The
@@ -503,11 +523,7 @@ impl Table {
             let mut p = pos;
             for _ in 0..n {
                 consider(p);
-                // `p < n`: no overflow.
-                p = p.wrapping_add(1);
-                if p >= n {
-                    p = 0;
-                }
+                p = next_pos(p, n);
             }
             return best.map(|(_, h)| h);
         }
@@ -549,11 +565,7 @@ impl Table {
             pos = 0;
         }
         for _ in 1..n {
-            // `pos < n`: no overflow.
-            pos = pos.wrapping_add(1);
-            if pos >= n {
-                pos = 0;
-            }
+            pos = next_pos(pos, n);
             if let Some(m) = self.at(e, pos) {
                 if m.listener.has_room(m.reg) {
                     return Some(m.handle);
@@ -596,11 +608,7 @@ impl Table {
                     m.listener.note_full_skip();
                 }
             }
-            // `pos < n`: no overflow.
-            pos = pos.wrapping_add(1);
-            if pos >= n {
-                pos = 0;
-            }
+            pos = next_pos(pos, n);
         }
     }
 
@@ -768,11 +776,7 @@ impl Table {
                 continue;
             }
             e.cursor = u32::try_from(cursors.len()).map_err(|_| EINVAL)?;
-            let first = if policy == Policy::LeastConns {
-                NONE
-            } else {
-                e.head
-            };
+            let first = policy.turn_member(e.head);
             cursors.push(Cursor(Atomic::new(turn_at(0, first))), flags)?;
         }
         // INVARIANT: the ranges tile `slots` (running sums of the counts);
