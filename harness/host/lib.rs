@@ -49,7 +49,8 @@ fn table_one_cpu_each(
             listener: l,
             mask: m,
         });
-    table::Table::from_members(policy, inputs, GFP_KERNEL).expect("table")
+    table::Table::from_members(policy, inputs, table::Topology::default(), GFP_KERNEL)
+        .expect("table")
 }
 
 /// For `make bench`: a round-robin table of `n` listeners, listener `i`

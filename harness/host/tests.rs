@@ -4,7 +4,7 @@
 //! connection end and allocation failure.
 
 use crate::listener::Listener;
-use crate::table::{check_mask, max_mask_words, Input, Pick, Policy, Table};
+use crate::table::{check_mask, max_mask_words, Input, Pick, Policy, Table, Topology};
 use kernel::alloc::{self as mem, flags::GFP_KERNEL as G};
 use kernel::error::code::{EINVAL, ENOMEM};
 use kernel::sync::{Arc, ArcBorrow};
@@ -296,7 +296,13 @@ fn a_build_leaves_out_who_left_before_it() {
         listener: l,
         mask: m,
     });
-    let t = Table::from_members(Policy::RoundRobin, inputs.into_iter(), G).unwrap();
+    let t = Table::from_members(
+        Policy::RoundRobin,
+        inputs.into_iter(),
+        Topology::default(),
+        G,
+    )
+    .unwrap();
     assert!(t.cpu_handles(1).eq([0]));
     assert!(t.cpu_handles(0).eq([0]));
     // Listener 0 full: nothing of CPU 1 has room, and listener 1, still
@@ -321,7 +327,7 @@ fn one_build_equals_registrations_in_turn() {
         listener: l,
         mask: m,
     });
-    let once = Table::from_members(Policy::RoundRobin, inputs, G).unwrap();
+    let once = Table::from_members(Policy::RoundRobin, inputs, Topology::default(), G).unwrap();
     for cpu in 0..72 {
         assert!(
             once.cpu_handles(cpu).eq(chained.cpu_handles(cpu)),
@@ -350,6 +356,167 @@ fn fallback_order_and_full() {
     // Passed over on its own CPU for two connections; neither CPU 3's
     // nor the SYN dropped with every member full counts.
     assert_eq!(ls[0].info().full_skips, 2);
+}
+
+/// A table of listeners (handle = index, no cap unless given) built at
+/// once with a topology.
+fn table_topo(
+    policy: Policy,
+    sets: &[&[usize]],
+    caps: &[u32],
+    llc: &[u32],
+    node: &[u32],
+) -> (Table, Vec<ListenerRef>) {
+    let ls: Vec<_> = caps.iter().map(|&c| lref(c)).collect();
+    let masks: Vec<_> = sets.iter().map(|s| mask_of(s)).collect();
+    let inputs = ls.iter().zip(&masks).enumerate().map(|(h, (l, m))| Input {
+        handle: h,
+        listener: l,
+        mask: m,
+    });
+    let t = Table::from_members(policy, inputs, Topology { llc, node }, G).unwrap();
+    (t, ls)
+}
+
+/// Eight CPUs: caches {0,1} {2,3} {4,5} {6,7}, nodes {0-3} {4-7}.
+const LLC8: [u32; 8] = [0, 0, 2, 2, 4, 4, 6, 6];
+const NODE8: [u32; 8] = [0, 0, 0, 0, 4, 4, 4, 4];
+
+/// Hashes spread over the whole range, as flows give.
+fn hashes() -> impl Iterator<Item = u32> {
+    (0..64u32).map(|i| i.wrapping_mul(0x9e37_79b9))
+}
+
+#[test]
+fn fallback_nearest_first() {
+    // 0 on CPU 0, 1 on CPU 1 (same cache), 2 on CPU 2 (same node), 3 on
+    // CPU 4 and 4 on CPU 6 (the other node).  Each takes one connection.
+    let sets: [&[usize]; 5] = [&[0], &[1], &[2], &[4], &[6]];
+    let (t, ls) = table_topo(Policy::RoundRobin, &sets, &[1; 5], &LLC8, &NODE8);
+    assert!(ls[0].admit());
+    // CPU 0 full: its cache's listener, whatever the hash.
+    assert!(hashes().all(|h| t.pick(0, h) == Pick::Other(1)));
+    assert!(ls[1].admit());
+    // Its cache full too: its node's.
+    assert!(hashes().all(|h| t.pick(0, h) == Pick::Other(2)));
+    // A CPU without listeners goes the same way: CPU 3 shares CPU 2's
+    // cache, which is full now, so its node's member with room.
+    assert!(ls[2].admit());
+    // Node 0 full: any member, by hash.
+    let far: Vec<_> = hashes().map(|h| t.pick(0, h)).collect();
+    assert!(far.iter().all(|p| matches!(p, Pick::Other(3 | 4))));
+    assert!(far.contains(&Pick::Other(3)) && far.contains(&Pick::Other(4)));
+    assert!(hashes().all(|h| matches!(t.pick(3, h), Pick::Other(3 | 4))));
+    // CPU 7 (node 1): its cache's listener 4 first.
+    assert!(hashes().all(|h| t.pick(7, h) == Pick::Other(4)));
+    assert!(ls[3].admit());
+    assert!(ls[4].admit());
+    assert!(hashes().all(|h| matches!(t.pick(0, h), Pick::Full(_))));
+}
+
+#[test]
+fn fallback_near_lists_each_member_once_and_spread() {
+    // Listener 0 on CPUs 0 and 1 (full); 1 and 2 on CPU 1 with room: CPU
+    // 0's cache list is {0, 1, 2}, so the hash spreads over 1 and 2
+    // evenly rather than favouring whoever has more CPUs there.
+    let sets: [&[usize]; 3] = [&[0, 1], &[1], &[1]];
+    let (t, ls) = table_topo(Policy::FillFirst, &sets, &[1, 0, 0], &LLC8, &NODE8);
+    assert!(ls[0].admit());
+    let picks: Vec<_> = (0..3000u32)
+        .map(|i| t.pick(0, i.wrapping_mul(0x9e37_79b9)))
+        .collect();
+    let n1 = picks.iter().filter(|&&p| p == Pick::Other(1)).count();
+    let n2 = picks.iter().filter(|&&p| p == Pick::Other(2)).count();
+    assert_eq!(n1 + n2, 3000);
+    // Starts 1 and 2 send to 1 and 2, start 0 (full) on to 1: 2/3, 1/3.
+    assert!((1900..2100).contains(&n1), "{n1}");
+}
+
+#[test]
+fn fallback_without_class() {
+    // CPU 0 offline or unknown (no class), CPU 9 past the topology: the
+    // whole group, as without a topology.
+    let llc = [u32::MAX, 0, 2, 2];
+    let node = [u32::MAX, 0, 0, 0];
+    let sets: [&[usize]; 3] = [&[0], &[1], &[9]];
+    let (t, ls) = table_topo(Policy::RoundRobin, &sets, &[1, 0, 0], &llc, &node);
+    assert!(ls[0].admit());
+    let picks: Vec<_> = hashes().map(|h| t.pick(0, h)).collect();
+    assert!(picks.contains(&Pick::Other(1)) && picks.contains(&Pick::Other(2)));
+    let picks: Vec<_> = hashes().map(|h| t.pick(8, h)).collect();
+    assert!(picks.contains(&Pick::Other(1)) && picks.contains(&Pick::Other(2)));
+    // Ids out of range are no class either.
+    let llc = [7, 7, 7, 7];
+    let (t, ls) = table_topo(Policy::RoundRobin, &sets, &[1, 0, 0], &llc, &llc);
+    assert!(ls[0].admit());
+    let picks: Vec<_> = hashes().map(|h| t.pick(0, h)).collect();
+    assert!(picks.contains(&Pick::Other(1)) && picks.contains(&Pick::Other(2)));
+}
+
+#[test]
+fn fallback_topology_survives_rebuilds_and_skips_the_gone() {
+    let sets: [&[usize]; 3] = [&[0], &[1], &[4]];
+    let (t, ls) = table_topo(Policy::RoundRobin, &sets, &[1, 1, 0], &LLC8, &NODE8);
+    assert!(ls[0].admit());
+    let l3 = lref(0);
+    let t = t.with_member(3, &l3, &mask_of(&[3]), G).unwrap();
+    assert!(hashes().all(|h| t.pick(0, h) == Pick::Other(1)));
+    assert!(ls[1].admit());
+    // Listener 3 (CPU 3) is on node 0, listener 2 is not.
+    assert!(hashes().all(|h| t.pick(0, h) == Pick::Other(3)));
+    // Gone, it is skipped at once, then left out of the next build.
+    l3.set_gone(true);
+    assert!(hashes().all(|h| t.pick(0, h) == Pick::Other(2)));
+    let t = t.without_member(3, G).unwrap();
+    assert!(hashes().all(|h| t.pick(0, h) == Pick::Other(2)));
+}
+
+proptest! {
+    /// Whatever the topology, members and counts, a connection that its
+    /// CPU's listeners cannot take goes to a member with room of its
+    /// cache if there is one, else of its node, else any.
+    #[test]
+    fn fallback_is_nearest_with_room(
+        llc in proptest::collection::vec(0u32..10, 8),
+        node in proptest::collection::vec(0u32..10, 8),
+        sets in proptest::collection::vec(proptest::collection::btree_set(0usize..8, 1..3), 1..8),
+        full in proptest::collection::vec(any::<bool>(), 8),
+        cpu in 0usize..8,
+        hash in any::<u32>(),
+    ) {
+        let sets: Vec<Vec<usize>> = sets.into_iter().map(|s| s.into_iter().collect()).collect();
+        let refs: Vec<&[usize]> = sets.iter().map(|s| s.as_slice()).collect();
+        let (t, ls) = table_topo(Policy::RoundRobin, &refs, &vec![1; sets.len()], &llc, &node);
+        for (l, &f) in ls.iter().zip(&full) {
+            if f {
+                prop_assert!(l.admit());
+            }
+        }
+        let room = |h: usize| !full.get(h).copied().unwrap_or(false);
+        let near = |ids: &[u32], h: usize| {
+            let id = ids[cpu];
+            id < 8 && sets[h].iter().any(|&c| ids[c] == id)
+        };
+        let own: Vec<usize> = (0..sets.len()).filter(|&h| sets[h].contains(&cpu)).collect();
+        let p = t.pick(cpu, hash);
+        if own.iter().any(|&h| room(h)) {
+            prop_assert!(matches!(p, Pick::Cpu(h) if own.contains(&h) && room(h)));
+        } else if let Some(kind) = [&llc, &node]
+            .into_iter()
+            .position(|ids| (0..sets.len()).any(|h| room(h) && near(ids, h)))
+        {
+            let ids = [&llc, &node][kind];
+            prop_assert!(matches!(p, Pick::Other(h) if room(h) && near(ids, h)), "{p:?}");
+            // Nothing nearer had room.
+            if kind == 1 {
+                prop_assert!(!(0..sets.len()).any(|h| room(h) && near(&llc, h)));
+            }
+        } else if (0..sets.len()).any(room) {
+            prop_assert!(matches!(p, Pick::Other(h) if room(h)));
+        } else {
+            prop_assert!(matches!(p, Pick::Full(_)));
+        }
+    }
 }
 
 #[test]

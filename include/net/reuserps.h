@@ -68,8 +68,23 @@ struct reuserps_member {
 	u32				seq;
 };
 
+/**
+ * struct reuserps_topo - where the CPUs are, as input to reuserps_table_build()
+ * @llc: per CPU, the id of its last level cache: a CPU number below @nr
+ * @node: per CPU, the id of its NUMA node: a CPU number below @nr
+ * @nr: the number of entries of each (nr_cpu_ids)
+ *
+ * An id of U32_MAX puts the CPU in no class: its fallback skips that step.
+ */
+struct reuserps_topo {
+	const u32	*llc;
+	const u32	*node;
+	u32		nr;
+};
+
 int reuserps_table_build(u32 policy, const struct reuserps_member *members,
-			 u32 n, const struct reuserps_table **new);
+			 u32 n, const struct reuserps_topo *topo,
+			 const struct reuserps_table **new);
 void reuserps_table_carry(const struct reuserps_table *new,
 			  const struct reuserps_table *old);
 void reuserps_table_free(const struct reuserps_table *t);

@@ -43,7 +43,8 @@ use table::{
     Input,
     Pick,
     Policy,
-    Table, //
+    Table,
+    Topology, //
 };
 
 // The uapi layouts and values the C side and user space rely on: a
@@ -90,6 +91,20 @@ unsafe fn mask<'a>(cpus: *const u64, words: u32) -> &'a [u64] {
     }
     // SAFETY: The caller guarantees `words` readable words at `cpus`.
     unsafe { core::slice::from_raw_parts(cpus, words as usize) }
+}
+
+/// Borrows an array of `n` class ids from C; empty for NULL.
+///
+/// # Safety
+///
+/// Unless `p` is NULL or `n` is 0, `p` must point to `n` properly aligned
+/// `u32`s that stay readable and unchanged for `'a`.
+unsafe fn ids<'a>(p: *const u32, n: u32) -> &'a [u32] {
+    if p.is_null() || n == 0 {
+        return &[];
+    }
+    // SAFETY: The caller guarantees `n` readable entries at `p`.
+    unsafe { core::slice::from_raw_parts(p, n as usize) }
 }
 
 /// Borrows the listener behind a pointer C holds.
@@ -284,7 +299,8 @@ pub unsafe extern "C" fn reuserps_listener_info(
     unsafe { info.write(out) };
 }
 
-/// Builds a table of `n` members, in the order given (registration order).
+/// Builds a table of `n` members, in the order given (registration order),
+/// with the fallback's lists for `topo` (none if NULL).
 ///
 /// Stores it in `*new` and returns 0, or returns `-EINVAL` (unknown
 /// policy, a mask past this table's limits) or `-ENOMEM`, leaving
@@ -295,12 +311,15 @@ pub unsafe extern "C" fn reuserps_listener_info(
 ///
 /// `members` points to `n` readable members, each with a listener the
 /// caller holds a reference to and a mask of `mask_words` readable words,
-/// all unchanged during the call; `new` is writable.
+/// all unchanged during the call; `topo` is NULL or points to a topology
+/// whose arrays each have `nr` readable entries, unchanged during the
+/// call; `new` is writable.
 #[export]
 pub unsafe extern "C" fn reuserps_table_build(
     policy: u32,
     members: *const bindings::reuserps_member,
     n: u32,
+    topo: *const bindings::reuserps_topo,
     new: *mut *const bindings::reuserps_table,
 ) -> c_int {
     from_result(|| {
@@ -325,7 +344,19 @@ pub unsafe extern "C" fn reuserps_table_build(
             // unchanged during the call.
             mask: unsafe { mask(m.cpus, m.mask_words) },
         });
-        let t = Table::from_members(policy, inputs, GFP_KERNEL_ACCOUNT)?;
+        // SAFETY: The caller guarantees `topo` is NULL or readable.
+        let topo = match unsafe { topo.as_ref() } {
+            // SAFETY: The caller guarantees `nr` readable, unchanged
+            // entries in each array.
+            Some(t) => unsafe {
+                Topology {
+                    llc: ids(t.llc, t.nr),
+                    node: ids(t.node, t.nr),
+                }
+            },
+            None => Topology::default(),
+        };
+        let t = Table::from_members(policy, inputs, topo, GFP_KERNEL_ACCOUNT)?;
         let t = table_into_raw(t)?;
         // SAFETY: The caller guarantees `new` is writable.
         unsafe { new.write(t) };
@@ -521,11 +552,20 @@ mod ffi_tests {
             seq: 0,
         };
         let both = [member(sx, a), member(sy, b)];
-        // SAFETY: `both` has two members with held listeners and masks.
-        let err = unsafe { reuserps_table_build(ff, both.as_ptr(), 2, &mut t2) };
+        // Eight CPUs sharing one cache and node: CPU 5's fallback starts
+        // with CPU 0's listeners.
+        let ids = [0u32; 8];
+        let topo = bindings::reuserps_topo {
+            llc: ids.as_ptr(),
+            node: ids.as_ptr(),
+            nr: 8,
+        };
+        // SAFETY: `both` has two members with held listeners and masks;
+        // `topo` has 8 readable ids in each array.
+        let err = unsafe { reuserps_table_build(ff, both.as_ptr(), 2, &topo, &mut t2) };
         assert_eq!(err, 0);
         // SAFETY: `both` as above; the policy is unknown.
-        let err = unsafe { reuserps_table_build(7, both.as_ptr(), 2, &mut t3) };
+        let err = unsafe { reuserps_table_build(7, both.as_ptr(), 2, core::ptr::null(), &mut t3) };
         assert_eq!(err, EINVAL.to_errno());
         assert!(t3.is_null());
 
@@ -574,7 +614,7 @@ mod ffi_tests {
         // A connection outlives its listener's place in the table.
         let one = &both[1..];
         // SAFETY: `one` has one member, `b`, held.
-        let err = unsafe { reuserps_table_build(ff, one.as_ptr(), 1, &mut t1) };
+        let err = unsafe { reuserps_table_build(ff, one.as_ptr(), 1, core::ptr::null(), &mut t1) };
         assert_eq!(err, 0);
         // SAFETY: Both are live.
         unsafe { reuserps_table_carry(t1, t2) };

@@ -28,14 +28,32 @@
  * differs from a socket it would share the port with (-EADDRINUSE).
  * Listeners are kept in registration order, which fill first follows; a
  * member that sets SO_REUSERPS again keeps its place.
+ *
+ * Tables also list, for the fallback, the members near each CPU: those
+ * of CPUs that share its last level cache, then of its NUMA node.  The
+ * topology is read in process context at boot and after each CPU
+ * hotplug operation, and every group's table is then rebuilt.  A
+ * table built meanwhile with the old one is rebuilt after it, on its
+ * group's build_lock; in the meantime only locality suffers.
  */
 
+#define pr_fmt(fmt) "reuserps: " fmt
+
+#include <linux/cpu.h>
+#include <linux/cpuhotplug.h>
+#include <linux/init.h>
+#include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/rcupdate.h>
+#include <linux/refcount.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/topology.h>
 #include <linux/slab.h>
 #include <linux/smp.h>
 #include <linux/sort.h>
 #include <linux/tcp.h>
+#include <linux/topology.h>
+#include <linux/workqueue.h>
 #include <net/inet_sock.h>
 #include <net/reuserps.h>
 #include <net/sock.h>
@@ -44,6 +62,106 @@
 
 #include "reuserps_group.h"
 #include "sock_reuserps.h"
+
+/**
+ * struct reuserps_topo_snap - the topology as tables are built from it
+ * @rcu: frees it once no builder can find it
+ * @ref: one for being current, one per build using it
+ * @topo: what reuserps_table_build() reads: @ids, first the caches, then
+ *	the nodes, nr_cpu_ids entries each
+ * @ids: per CPU, the first online CPU sharing its last level cache, then
+ *	the first possible CPU of its node; U32_MAX for none
+ */
+struct reuserps_topo_snap {
+	struct rcu_head		rcu;
+	refcount_t		ref;
+	struct reuserps_topo	topo;
+	u32			ids[];
+};
+
+static struct reuserps_topo_snap __rcu *reuserps_topo_cur;
+/* Serializes updates of reuserps_topo_cur. */
+static DEFINE_MUTEX(reuserps_topo_lock);
+/* Every SO_REUSERPS group, under reuseport_lock. */
+static LIST_HEAD(reuserps_groups);
+
+static void reuserps_topo_put(struct reuserps_topo_snap *snap)
+{
+	if (snap && refcount_dec_and_test(&snap->ref))
+		kvfree_rcu(snap, rcu);
+}
+
+/* The current topology, NULL before the first is read; process context. */
+static struct reuserps_topo_snap *reuserps_topo_get(void)
+{
+	struct reuserps_topo_snap *snap;
+
+	rcu_read_lock();
+	do {
+		/* A snapshot at zero is being replaced: the next is
+		 * published already.
+		 */
+		snap = rcu_dereference(reuserps_topo_cur);
+	} while (snap && !refcount_inc_not_zero(&snap->ref));
+	rcu_read_unlock();
+	return snap;
+}
+
+/* Reads the topology, under cpus_read_lock() so that the scheduler's
+ * view of the caches is settled.  Cache sharing is known for online CPUs
+ * only (cpus_share_cache()); the node of every possible CPU.
+ */
+static struct reuserps_topo_snap *reuserps_topo_read(void)
+{
+	u32 nr = nr_cpu_ids, nllc = 0, *llc, *node, *reps, *first;
+	struct reuserps_topo_snap *snap;
+	unsigned int cpu, i;
+	int nid;
+
+	lockdep_assert_cpus_held();
+	snap = kvmalloc(struct_size(snap, ids, 2 * (size_t)nr), GFP_KERNEL);
+	reps = kvmalloc_array(nr, sizeof(*reps), GFP_KERNEL);
+	first = kvmalloc_array(nr_node_ids, sizeof(*first), GFP_KERNEL);
+	if (!snap || !reps || !first) {
+		kvfree(snap);
+		snap = NULL;
+		goto out;
+	}
+	refcount_set(&snap->ref, 1);
+	llc = snap->ids;
+	node = snap->ids + nr;
+	snap->topo.llc = llc;
+	snap->topo.node = node;
+	snap->topo.nr = nr;
+	memset(snap->ids, 0xff, array_size(2 * (size_t)nr, sizeof(u32)));
+	memset(first, 0xff, array_size(nr_node_ids, sizeof(*first)));
+
+	for_each_possible_cpu(cpu) {
+		nid = cpu_to_node(cpu);
+		if (nid < 0 || nid >= nr_node_ids)
+			continue;
+		if (first[nid] == U32_MAX)
+			first[nid] = cpu;
+		node[cpu] = first[nid];
+	}
+	/* One representative per cache: O(CPUs x caches), once per hotplug
+	 * operation.
+	 */
+	for_each_online_cpu(cpu) {
+		for (i = 0; i < nllc; i++) {
+			if (cpus_share_cache(cpu, reps[i]))
+				break;
+		}
+		if (i == nllc)
+			reps[nllc++] = cpu;
+		llc[cpu] = reps[i];
+		cond_resched();
+	}
+out:
+	kvfree(reps);
+	kvfree(first);
+	return snap;
+}
 
 static void reuserps_tab_free(struct reuserps_tab *t)
 {
@@ -102,14 +220,22 @@ static void reuserps_group_enter(struct reuserps_group *g, struct sock *sk,
 	reuserps_listener_configure(rs->listener, rs->max_conns, false);
 }
 
-/* A group for @rs's policy; small and fixed, as reuseport_alloc()'s own. */
-static struct reuserps_group *reuserps_group_new(struct reuserps_sock *rs)
+/* A group of @reuse for @rs's policy, under reuseport_lock; small and
+ * fixed, as reuseport_alloc()'s own.
+ */
+static struct reuserps_group *reuserps_group_new(struct sock_reuseport *reuse,
+						 struct reuserps_sock *rs)
 {
-	struct reuserps_group *g = kzalloc_obj(*g, GFP_ATOMIC);
+	struct reuserps_group *g;
 
+	lockdep_assert_held(&reuseport_lock);
+	g = kzalloc_obj(*g, GFP_ATOMIC);
 	if (g) {
 		mutex_init(&g->build_lock);
 		g->policy = rs->policy;
+		g->reuse = reuse;
+		list_add_tail(&g->all, &reuserps_groups);
+		rcu_assign_pointer(reuse->reuserps, g);
 	}
 	return g;
 }
@@ -137,10 +263,9 @@ int reuserps_group_add(struct sock_reuseport *reuse, struct sock *sk)
 	if (!g) {
 		if (reuse->num_socks)
 			return -EADDRINUSE;
-		g = reuserps_group_new(rs);
+		g = reuserps_group_new(reuse, rs);
 		if (!g)
 			return -ENOMEM;
-		rcu_assign_pointer(reuse->reuserps, g);
 	} else if (g->policy != rs->policy) {
 		return -EADDRINUSE;
 	}
@@ -169,10 +294,9 @@ int reuserps_group_rejoin(struct sock_reuseport *reuse, struct sock *sk)
 	if (reuse->num_socks != 1 || reuse->socks[0] != sk || !rs)
 		return 0;
 	if (!g) {
-		g = reuserps_group_new(rs);
+		g = reuserps_group_new(reuse, rs);
 		if (!g)
 			return -ENOMEM;
-		rcu_assign_pointer(reuse->reuserps, g);
 	}
 	g->policy = rs->policy;
 	reuserps_group_enter(g, sk, rs);
@@ -309,6 +433,7 @@ static int reuserps_snap_alloc(struct reuserps_snap *snap, u32 n, u32 words)
  */
 static int reuserps_group_build(struct sock *sk, struct reuserps_sock *rs)
 {
+	struct reuserps_topo_snap *topo = NULL;
 	struct reuserps_snap snap = {};
 	const struct reuserps_table *table;
 	struct reuserps_tab *t, *old = NULL;
@@ -358,7 +483,11 @@ again:
 	spin_unlock_bh(&reuseport_lock);
 
 	sort(snap.m, n, sizeof(*snap.m), reuserps_member_cmp, NULL);
-	err = reuserps_table_build(policy, snap.m, n, &table);
+	/* Read under build_lock: a topology update rebuilds after us. */
+	topo = reuserps_topo_get();
+	err = reuserps_table_build(policy, snap.m, n, topo ? &topo->topo : NULL,
+				   &table);
+	reuserps_topo_put(topo);
 	reuserps_snap_put(&snap, n);
 	if (err)
 		goto fail;
@@ -441,7 +570,8 @@ int reuserps_group_update(struct sock *sk, struct reuserps_sock *rs)
 }
 
 /* The group is going away: no reader can see it any more, and no builder
- * holds it (each holds a member, which keeps the group).
+ * holds it (each holds a member, which keeps the group).  An RCU callback:
+ * reuseport_lock is taken with BHs off everywhere else.
  */
 void reuserps_group_free(struct sock_reuseport *reuse)
 {
@@ -449,11 +579,144 @@ void reuserps_group_free(struct sock_reuseport *reuse)
 
 	g = rcu_dereference_protected(reuse->reuserps, 1);
 	if (g) {
+		spin_lock_bh(&reuseport_lock);
+		list_del(&g->all);
+		spin_unlock_bh(&reuseport_lock);
 		reuserps_tab_free(g->tab);
 		mutex_destroy(&g->build_lock);
 		kfree(g);
 	}
 }
+
+/* A grown group takes over the SO_REUSERPS state of the one it replaces;
+ * under reuseport_lock.
+ */
+void reuserps_group_move(struct sock_reuseport *to, struct sock_reuseport *from)
+{
+	struct reuserps_group *g;
+
+	g = rcu_dereference_protected(from->reuserps,
+				      lockdep_is_held(&reuseport_lock));
+	if (g)
+		g->reuse = to;
+	RCU_INIT_POINTER(to->reuserps, g);
+}
+
+/* Rebuilds the table of every group, each through a listening member:
+ * after a topology change.  Groups made meanwhile already use the new
+ * topology; the list is in creation order, so they are the ones left
+ * out if it grew.  Each table is charged to its member's memory cgroup,
+ * as listen() would charge it.
+ */
+static void reuserps_rebuild_all(void)
+{
+	struct mem_cgroup *memcg;
+	struct reuserps_group *g;
+	struct sock **sks;
+	u32 i, n = 0, max;
+
+	spin_lock_bh(&reuseport_lock);
+	list_for_each_entry(g, &reuserps_groups, all)
+		n++;
+	spin_unlock_bh(&reuseport_lock);
+	max = n;
+	sks = kvmalloc_array(max ?: 1, sizeof(*sks), GFP_KERNEL);
+	if (!sks)
+		return;
+
+	n = 0;
+	spin_lock_bh(&reuseport_lock);
+	list_for_each_entry(g, &reuserps_groups, all) {
+		struct sock_reuseport *reuse = g->reuse;
+
+		if (n == max)
+			break;
+		for (i = 0; i < reuse->num_socks; i++) {
+			struct sock *sk = reuse->socks[i];
+
+			/* A socket leaves socks[] in its destructor, once its
+			 * last reference is gone, or is one alone in a group
+			 * being freed: only a listener still referenced.
+			 */
+			if (READ_ONCE(sk->sk_state) != TCP_LISTEN ||
+			    !reuserps_member_req(sk) ||
+			    !refcount_inc_not_zero(&sk->sk_refcnt))
+				continue;
+			sks[n++] = sk;
+			/* Not up to date any more: the next build rebuilds. */
+			g->gen++;
+			break;
+		}
+	}
+	spin_unlock_bh(&reuseport_lock);
+
+	for (i = 0; i < n; i++) {
+		memcg = set_active_memcg(mem_cgroup_from_sk(sks[i]));
+		lock_sock(sks[i]);
+		reuserps_group_sync(sks[i]);
+		release_sock(sks[i]);
+		set_active_memcg(memcg);
+		sock_put(sks[i]);
+		cond_resched();
+	}
+	kvfree(sks);
+}
+
+static void reuserps_topo_update(struct work_struct *work)
+{
+	struct reuserps_topo_snap *snap, *old;
+	bool same;
+
+	cpus_read_lock();
+	snap = reuserps_topo_read();
+	cpus_read_unlock();
+	/* Without memory, the old topology stays: only locality suffers. */
+	if (!snap)
+		return;
+	mutex_lock(&reuserps_topo_lock);
+	old = rcu_dereference_protected(reuserps_topo_cur,
+					lockdep_is_held(&reuserps_topo_lock));
+	/* Suspend and resume take every CPU down and up: rebuild only for
+	 * a change.
+	 */
+	same = old && !memcmp(old->ids, snap->ids,
+			      array_size(2 * (size_t)nr_cpu_ids, sizeof(u32)));
+	if (!same)
+		rcu_assign_pointer(reuserps_topo_cur, snap);
+	mutex_unlock(&reuserps_topo_lock);
+	if (same) {
+		reuserps_topo_put(snap);
+		return;
+	}
+	reuserps_topo_put(old);
+	reuserps_rebuild_all();
+}
+
+static DECLARE_WORK(reuserps_topo_work, reuserps_topo_update);
+
+/* A CPU came or went: read the topology once the operation is done (the
+ * work waits for it in cpus_read_lock()).
+ */
+static int reuserps_cpu_changed(unsigned int cpu)
+{
+	queue_work(system_unbound_wq, &reuserps_topo_work);
+	return 0;
+}
+
+static int __init reuserps_topo_init(void)
+{
+	int ret;
+
+	ret = cpuhp_setup_state_nocalls(CPUHP_AP_ONLINE_DYN,
+					"net/reuserps:online",
+					reuserps_cpu_changed,
+					reuserps_cpu_changed);
+	if (ret < 0)
+		pr_warn("no hotplug state (%d): topology read once\n", ret);
+	queue_work(system_unbound_wq, &reuserps_topo_work);
+	return 0;
+}
+late_initcall(reuserps_topo_init);
 
 /* The listener for a connection on @cpu; NULL if the group has no table. */
 static struct sock *reuserps_select_cpu(struct sock_reuseport *reuse, int cpu,

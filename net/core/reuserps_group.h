@@ -11,6 +11,7 @@
 #include <net/sock_reuseport.h>
 
 #if IS_ENABLED(CONFIG_REUSERPS)
+#include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/rcupdate.h>
 #include <linux/smp.h>
@@ -37,6 +38,10 @@ struct reuserps_tab {
  * @gen: bumped by every change of the members, under reuseport_lock
  * @built: the @gen that @tab reflects, under reuseport_lock
  * @seq: the last place handed out in registration order
+ * @reuse: the group's current struct sock_reuseport, under reuseport_lock
+ *	(reuseport_grow() replaces it)
+ * @all: in the list of every group, under reuseport_lock: the topology
+ *	update rebuilds their tables
  */
 struct reuserps_group {
 	const struct reuserps_table __rcu *table;
@@ -46,6 +51,8 @@ struct reuserps_group {
 	u32				gen;
 	u32				built;
 	u32				seq;
+	struct sock_reuseport		*reuse;
+	struct list_head		all;
 };
 
 /* The table of @reuse, under rcu_read_lock(); NULL if it has none yet. */

@@ -12,9 +12,11 @@ mod tests {
         listener::Listener,
         table::{
             check_mask,
+            Input,
             Pick,
             Policy,
-            Table, //
+            Table,
+            Topology, //
         }, //
     };
     use kernel::{
@@ -154,6 +156,45 @@ mod tests {
         let t = t.without_member(2, GFP_KERNEL)?;
         assert_eq!(t.select(0, 0), Pick::Full(1));
         assert!(a.release());
+        Ok(())
+    }
+
+    /// Nearest fallback: the CPU's cache, then its node, then any member.
+    #[test]
+    fn fallback_nearest() -> Result {
+        // CPUs 0-3, caches {0,1} {2,3}, nodes {0-2} {3}; a listener on
+        // each CPU, one connection each.
+        let llc = [0u32, 0, 2, 2];
+        let node = [0u32, 0, 0, 3];
+        let ls = [
+            Listener::new(1, GFP_KERNEL)?,
+            Listener::new(1, GFP_KERNEL)?,
+            Listener::new(1, GFP_KERNEL)?,
+            Listener::new(1, GFP_KERNEL)?,
+        ];
+        let masks = [mask_of(&[0]), mask_of(&[1]), mask_of(&[2]), mask_of(&[3])];
+        let inputs = ls.iter().zip(&masks).enumerate().map(|(h, (l, m))| Input {
+            handle: h,
+            listener: l,
+            mask: m,
+        });
+        let topo = Topology {
+            llc: &llc,
+            node: &node,
+        };
+        let t = Table::from_members(Policy::RoundRobin, inputs, topo, GFP_KERNEL)?;
+        let spread = |h: u32| h.wrapping_mul(0x9e37_79b9);
+        assert!(ls[0].admit());
+        assert!((0..32).all(|i| t.pick(0, spread(i)) == Pick::Other(1)));
+        assert!(ls[1].admit());
+        assert!((0..32).all(|i| t.pick(0, spread(i)) == Pick::Other(2)));
+        assert!(ls[2].admit());
+        assert!((0..32).all(|i| t.pick(0, spread(i)) == Pick::Other(3)));
+        assert!(ls[3].admit());
+        assert!(matches!(t.pick(0, 0), Pick::Full(_)));
+        for l in &ls {
+            assert!(l.release());
+        }
         Ok(())
     }
 

@@ -19,6 +19,12 @@
 //! of CPUs times a fixed number of slots.  With one listener per CPU,
 //! selection reads the CPU's entry, the member it names and one word of
 //! the listener's state.
+//!
+//! For the fallback, when none of the CPU's listeners has room, the table
+//! also lists the members registered for each last level cache and each
+//! NUMA node ([`Topology`]), so that a connection first tries the
+//! listeners nearest its CPU: that costs two class ids and two ranges
+//! per CPU of the topology, and a slot per (member, class) pair.
 
 use crate::listener::{
     Listener,
@@ -145,6 +151,77 @@ fn for_each_cpu(mask: &[u64], mut f: impl FnMut(usize) -> Result) -> Result {
     Ok(())
 }
 
+/// Where each CPU is, as input to a build: per CPU, the id of its last
+/// level cache and of its NUMA node.
+///
+/// An id is a CPU number (C gives the first CPU of the cache or node), so
+/// ids stay below the number of entries; an id at or beyond it (C passes
+/// `u32::MAX`) means the CPU is in no class (offline, or not known), and
+/// its fallback goes straight to the whole group.  Empty slices: no
+/// topology at all.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Topology<'a> {
+    /// Per CPU, its last level cache.
+    pub(crate) llc: &'a [u32],
+    /// Per CPU, its NUMA node.
+    pub(crate) node: &'a [u32],
+}
+
+/// The members registered for one class of CPUs: a range of `near_slots`.
+#[derive(Clone, Copy, Default)]
+struct ClassRange {
+    first: u32,
+    len: u32,
+}
+
+/// What [`Table::build_near`] makes: the fields of the same names.
+struct NearLists {
+    ids: KVVec<u32>,
+    classes: KVVec<ClassRange>,
+    near_slots: KVVec<u32>,
+}
+
+/// The kinds of class, nearest first: the fallback tries them in order.
+const KINDS: usize = 2;
+
+/// Calls `f` with the index in a table's class ranges of each class that
+/// member `i`, with `mask`, is in, once each.  `ids` holds `KINDS` runs of
+/// `len` class ids; `last`, one entry per range, the last member reported
+/// there.  CPUs at or beyond `len`, and ids at or beyond it, are in no
+/// class.
+fn each_class(
+    ids: &[u32],
+    len: usize,
+    last: &mut [u32],
+    i: u32,
+    mask: &[u64],
+    mut f: impl FnMut(usize) -> Result,
+) -> Result {
+    for_each_cpu(mask, |cpu| {
+        if cpu >= len {
+            return Ok(());
+        }
+        for kind in 0..KINDS {
+            // `kind * len + cpu < ids.len()`, which the caller sized:
+            // no overflow.
+            let base = kind * len;
+            let Some(&id) = ids.get(base + cpu) else {
+                continue;
+            };
+            if id as usize >= len {
+                continue;
+            }
+            let c = base + id as usize;
+            let seen = last.get_mut(c).ok_or(EINVAL)?;
+            if *seen != i {
+                *seen = i;
+                f(c)?;
+            }
+        }
+        Ok(())
+    })
+}
+
 /// What selection decided for one connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Pick {
@@ -245,6 +322,8 @@ pub(crate) struct Input<'a> {
 /// every cursor names, in its low half, the member at the position its
 /// high half gives in its CPU's range (`NONE` with least connections);
 /// `members.len()` fits in a `u32` (so `NONE` is no member's index).
+/// `classes` has `KINDS * ids.len()` ranges, which lie in `near_slots`,
+/// whose entries are indexes of registered members.
 pub(crate) struct Table {
     /// Read off the fast path only: by least connections' full selection,
     /// and by tests, which rebuild a table from another.
@@ -256,6 +335,14 @@ pub(crate) struct Table {
     cpus: KVVec<CpuEntry>,
     slots: KVVec<u32>,
     cursors: KVVec<Cursor>,
+    /// Per kind of class, per CPU: its class id ([`Topology`]), stored
+    /// one kind after the other, `ids_len` entries each.
+    ids: KVVec<u32>,
+    /// Per kind, per class id: its members' range of `near_slots`.
+    classes: KVVec<ClassRange>,
+    /// Indexes in `members` of each class's registered members, in
+    /// registration order, each once per class.
+    near_slots: KVVec<u32>,
 }
 
 impl Table {
@@ -269,9 +356,18 @@ impl Table {
     pub(crate) fn from_members<'a>(
         policy: Policy,
         inputs: impl Iterator<Item = Input<'a>> + Clone,
+        topo: Topology<'_>,
         flags: Flags,
     ) -> Result<Self> {
-        Self::build(policy, inputs, flags)
+        Self::build(policy, inputs, topo, flags)
+    }
+
+    /// The topology this table was built with, for tests' rebuilds.
+    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
+    fn topology(&self) -> Topology<'_> {
+        let half = self.ids.len() / KINDS;
+        let (llc, node) = self.ids.split_at(half);
+        Topology { llc, node }
     }
 
     /// Carries the round-robin cursors of `old` over to this new table, so
@@ -313,7 +409,7 @@ impl Table {
             listener,
             mask,
         }];
-        Self::build(policy, one.iter().copied(), flags)
+        Self::build(policy, one.iter().copied(), Topology::default(), flags)
     }
 
     /// Builds a copy of this table where `handle` has `listener` and `mask`.
@@ -349,7 +445,7 @@ impl Table {
                 }
             });
         let added = core::iter::once(new).filter(move |_| !present);
-        let t = Self::build(self.policy, kept.chain(added), flags)?;
+        let t = Self::build(self.policy, kept.chain(added), self.topology(), flags)?;
         t.carry_cursors(self);
         Ok(t)
     }
@@ -358,7 +454,7 @@ impl Table {
     #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
     pub(crate) fn without_member(&self, handle: usize, flags: Flags) -> Result<Self> {
         let kept = self.inputs().filter(move |i| i.handle != handle);
-        let t = Self::build(self.policy, kept, flags)?;
+        let t = Self::build(self.policy, kept, self.topology(), flags)?;
         t.carry_cursors(self);
         Ok(t)
     }
@@ -400,10 +496,11 @@ impl Table {
     /// Picks the listener for a connection whose SYN is processed on `cpu`.
     ///
     /// `hash` is the flow hash reuseport would use.  Order: the CPU's
-    /// listeners by policy, skipping full ones; then any member with room,
-    /// starting where reuseport's hash points (a scan of the group, only
-    /// when the CPU's listeners are all full or absent); then, all full,
-    /// that hash's member.
+    /// listeners by policy, skipping full ones; then, only when those are
+    /// all full or absent, a member with room registered for a CPU of the
+    /// same last level cache, then of the same NUMA node, then any member
+    /// with room, each scan starting where the hash points; then, all
+    /// full, the hash's member.
     ///
     /// Writes nothing: a lookup is not a connection (an ACK of a SYN
     /// cookie, netfilter's socket match, a SYN dropped later all look
@@ -413,7 +510,7 @@ impl Table {
     pub(crate) fn pick(&self, cpu: usize, hash: u32) -> Pick {
         match self.pick_cpu(cpu, hash) {
             Some(handle) => Pick::Cpu(handle),
-            None => self.fallback(hash),
+            None => self.fallback(cpu, hash),
         }
     }
 
@@ -612,11 +709,52 @@ impl Table {
         }
     }
 
+    /// The members of `cpu`'s class of kind `kind`: empty if it has none.
+    fn class_of(&self, kind: usize, cpu: usize) -> &[u32] {
+        let len = self.ids.len() / KINDS;
+        let id = match self.ids.get(kind.wrapping_mul(len).wrapping_add(cpu)) {
+            Some(&id) if cpu < len && (id as usize) < len => id as usize,
+            _ => return &[],
+        };
+        // `kind < KINDS` and `id < len`: within `classes` by the invariants.
+        self.classes
+            .get(kind.wrapping_mul(len).wrapping_add(id))
+            .and_then(|r| {
+                self.near_slots
+                    .get(r.first as usize..)?
+                    .get(..r.len as usize)
+            })
+            .unwrap_or(&[])
+    }
+
     /// Only when the CPU's listeners are all full or absent: kept out of
-    /// line so that the common path stays small.
+    /// line so that the common path stays small.  Nearest first: the
+    /// CPU's last level cache, its NUMA node, then the whole group.
     #[cold]
     #[inline(never)]
-    fn fallback(&self, hash: u32) -> Pick {
+    fn fallback(&self, cpu: usize, hash: u32) -> Pick {
+        let mut tried: &[u32] = &[];
+        for kind in 0..KINDS {
+            let near = self.class_of(kind, cpu);
+            // A node with one cache lists the same members, in the same
+            // order: scanned once.
+            if near == tried {
+                continue;
+            }
+            tried = near;
+            // reciprocal_scale(hash, n), as below.
+            let start = (u64::from(hash).wrapping_mul(near.len() as u64) >> 32) as usize;
+            let (Some(head), Some(tail)) = (near.get(start..), near.get(..start)) else {
+                continue;
+            };
+            for &i in head.iter().chain(tail) {
+                if let Some(m) = self.members.get(i as usize) {
+                    if m.listener.room_in(m.reg) == Room::Yes {
+                        return Pick::Other(m.handle);
+                    }
+                }
+            }
+        }
         let n = self.members.len();
         // reciprocal_scale(hash, n) as reuseport's hash selection does:
         // both factors are below 2^32, so the product fits in 64 bits.
@@ -668,6 +806,7 @@ impl Table {
     fn build<'a>(
         policy: Policy,
         inputs: impl Iterator<Item = Input<'a>> + Clone,
+        topo: Topology<'_>,
         flags: Flags,
     ) -> Result<Self> {
         // Pass 1: sizes.
@@ -736,7 +875,7 @@ impl Table {
             }
         }
         let mut slots = KVVec::from_elem(0u32, start as usize, flags)?;
-        for (i, input) in inputs.enumerate() {
+        for (i, input) in inputs.clone().enumerate() {
             let m = members.get(i).ok_or(EINVAL)?;
             if m.handle != input.handle {
                 return Err(EINVAL);
@@ -779,6 +918,11 @@ impl Table {
             let first = policy.turn_member(e.head);
             cursors.push(Cursor(Atomic::new(turn_at(0, first))), flags)?;
         }
+        let NearLists {
+            ids,
+            classes,
+            near_slots,
+        } = Self::build_near(&members, inputs, topo, flags)?;
         // INVARIANT: the ranges tile `slots` (running sums of the counts);
         // each was filled exactly (`head == len` checked) with indexes
         // below `n` of members whose stored, even `reg` both the count and
@@ -786,7 +930,7 @@ impl Table {
         // indexes are pushed positions, each cursor starting at position 0
         // and `head` (`NONE` for least connections); `n` fits in a `u32`
         // (checked above) and is at most `u32::MAX - 1`, since `NONE`
-        // indexes nothing (below).
+        // indexes nothing (below); `build_near()` gives the rest.
         Ok(Self {
             policy,
             members,
@@ -795,6 +939,85 @@ impl Table {
             cpus,
             slots,
             cursors,
+            ids,
+            classes,
+            near_slots,
+        })
+    }
+
+    /// The fallback's lists: for each kind of class and each class, the
+    /// registered members with a CPU in it, in order and each once.
+    ///
+    /// Returns the class ids, `KINDS` runs of one length (the shorter of
+    /// `topo`'s), the ranges, `KINDS` runs of that length indexed by id,
+    /// and the slots they cover.
+    fn build_near<'a>(
+        members: &[Member],
+        inputs: impl Iterator<Item = Input<'a>> + Clone,
+        topo: Topology<'_>,
+        flags: Flags,
+    ) -> Result<NearLists> {
+        let len = topo.llc.len().min(topo.node.len());
+        let all = len.checked_mul(KINDS).ok_or(EINVAL)?;
+        let mut ids = KVVec::with_capacity(all, flags)?;
+        for kind in [topo.llc, topo.node] {
+            for &id in kind.iter().take(len) {
+                ids.push(id, flags)?;
+            }
+        }
+        let mut classes = KVVec::from_elem(ClassRange::default(), all, flags)?;
+        // The last member added to each class, so that a member with
+        // several CPUs in one class is listed once.
+        let mut last = KVVec::from_elem(NONE, all, flags)?;
+        let registered = |i: usize| members.get(i).is_some_and(|m| m.reg & 1 == 0);
+
+        // Sizes, then running sums, then the fill (`len` counts back up).
+        for (i, input) in inputs.clone().enumerate() {
+            if registered(i) {
+                each_class(&ids, len, &mut last, i as u32, input.mask, |c| {
+                    let r = classes.get_mut(c).ok_or(EINVAL)?;
+                    r.len = r.len.checked_add(1).ok_or(EINVAL)?;
+                    Ok(())
+                })?;
+            }
+        }
+        let mut start = 0u32;
+        for r in classes.iter_mut() {
+            r.first = start;
+            start = start.checked_add(r.len).ok_or(EINVAL)?;
+            r.len = 0;
+        }
+        let mut near_slots = KVVec::from_elem(0u32, start as usize, flags)?;
+        last.iter_mut().for_each(|l| *l = NONE);
+        for (i, input) in inputs.enumerate() {
+            if registered(i) {
+                each_class(&ids, len, &mut last, i as u32, input.mask, |c| {
+                    let r = classes.get_mut(c).ok_or(EINVAL)?;
+                    let at = r.first.checked_add(r.len).ok_or(EINVAL)?;
+                    *near_slots.get_mut(at as usize).ok_or(EINVAL)? = i as u32;
+                    r.len = r.len.checked_add(1).ok_or(EINVAL)?;
+                    Ok(())
+                })?;
+            }
+        }
+        // Every range filled to its size: the fill met what was counted.
+        let mut next = 0u32;
+        for r in classes.iter() {
+            if r.first != next {
+                return Err(EINVAL);
+            }
+            next = r.first.checked_add(r.len).ok_or(EINVAL)?;
+        }
+        if next != start {
+            return Err(EINVAL);
+        }
+        // INVARIANT: `classes` has `KINDS * len` ranges tiling
+        // `near_slots` (checked just above), filled with indexes of
+        // registered members.
+        Ok(NearLists {
+            ids,
+            classes,
+            near_slots,
         })
     }
 }
