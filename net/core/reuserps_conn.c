@@ -21,14 +21,32 @@
  */
 
 #include <linux/atomic.h>
+#include <linux/export.h>
+#include <linux/inet_diag.h>
 #include <linux/rcupdate.h>
 #include <net/inet_sock.h>
+#include <net/netlink.h>
 #include <net/reuserps.h>
 #include <net/sock.h>
 #include <net/sock_reuseport.h>
 #include <net/tcp.h>
 
 #include "sock_reuserps.h"
+
+#define CREATE_TRACE_POINTS
+#include <trace/events/reuserps.h>
+
+/* Fires reuserps_full if it is enabled; under rcu_read_lock(). */
+static void reuserps_trace_full(const struct sock *sk,
+				const struct reuserps_sock *rs, bool ack)
+{
+	struct reuserps_info info;
+
+	if (!trace_reuserps_full_enabled())
+		return;
+	reuserps_listener_info(rs->listener, rs->policy, &info);
+	trace_reuserps_full(sk, rs->max_conns, info.active_conns, ack);
+}
 
 /* Whether a SYN (or a SYN cookie's ACK) for @sk finds it full. */
 bool __reuserps_conn_full(const struct sock *sk)
@@ -40,13 +58,17 @@ bool __reuserps_conn_full(const struct sock *sk)
 	rs = rcu_dereference(tcp_sk(sk)->reuserps);
 	if (rs)
 		full = !reuserps_listener_room(rs->listener);
+	if (full)
+		reuserps_trace_full(sk, rs, false);
 	rcu_read_unlock();
 	return full;
 }
 
-/* Takes a slot on @sk's listener state, if it has one (*@lp: NULL if not). */
+/* Takes a slot on @sk's listener state, if it has one (*@lp: NULL if not);
+ * @ack: for a connection being created, which a refusal drops.
+ */
 static int reuserps_conn_take(const struct sock *sk,
-			      struct reuserps_listener **lp)
+			      struct reuserps_listener **lp, bool ack)
 {
 	const struct reuserps_sock *rs;
 	int err = 0;
@@ -55,10 +77,13 @@ static int reuserps_conn_take(const struct sock *sk,
 	rcu_read_lock();
 	rs = rcu_dereference(tcp_sk(sk)->reuserps);
 	if (rs) {
-		if (reuserps_listener_admit(rs->listener))
+		if (reuserps_listener_admit(rs->listener)) {
 			*lp = reuserps_listener_get(rs->listener);
-		else
+		} else {
 			err = -ENOBUFS;
+			if (ack)
+				reuserps_trace_full(sk, rs, true);
+		}
 	}
 	rcu_read_unlock();
 	return err;
@@ -79,7 +104,7 @@ static int reuserps_conn_take(const struct sock *sk,
 int __reuserps_conn_admit(const struct sock *sk,
 			  struct reuserps_listener **lp)
 {
-	int err = reuserps_conn_take(sk, lp);
+	int err = reuserps_conn_take(sk, lp, true);
 
 	if (err) {
 		__NET_INC_STATS(sock_net(sk), LINUX_MIB_LISTENOVERFLOWS);
@@ -142,7 +167,7 @@ int __reuserps_conn_migrate(const struct sock *child, const struct sock *nsk,
 	if (!READ_ONCE(tcp_sk(child)->reuserps_conn))
 		return 0;
 	/* A refusal is counted in TcpMigrateReqFailure by the caller. */
-	return reuserps_conn_take(nsk, lp);
+	return reuserps_conn_take(nsk, lp, false);
 }
 
 /**
@@ -177,3 +202,67 @@ void __sk_reuserps_conn_destruct(struct sock *sk)
 	DEBUG_NET_WARN_ON_ONCE(l);
 	reuserps_conn_end(l);
 }
+
+/* What __reuserps_diag_put() may add, sized for the largest CPU mask:
+ * the request may change between sizing and filling.
+ */
+size_t __reuserps_diag_size(void)
+{
+	size_t mask = array_size(reuserps_max_mask_words(nr_cpu_ids),
+				 sizeof(u64));
+
+	return nla_total_size(0) +			/* the nest */
+	       4 * nla_total_size(sizeof(u32)) +	/* policy ... active */
+	       2 * nla_total_size_64bit(sizeof(u64)) +	/* total, skips */
+	       nla_total_size(mask);
+}
+EXPORT_SYMBOL_GPL(__reuserps_diag_size);
+
+/**
+ * __reuserps_diag_put - sock_diag's INET_DIAG_REUSERPS for a socket
+ * @sk: a TCP socket, full; a listener is not locked (dumps hold its
+ *	hash bucket's lock), so its request is read under RCU
+ * @skb: the reply
+ *
+ * The request (policy, cap, flags, CPUs) and the counts, as
+ * getsockopt(SO_REUSERPS) gives them; nothing for a socket without one.
+ *
+ * Return: 0, or -EMSGSIZE with @skb as it was.
+ */
+int __reuserps_diag_put(struct sock *sk, struct sk_buff *skb)
+{
+	const struct reuserps_sock *rs;
+	struct reuserps_info info;
+	struct nlattr *nest;
+	int err = 0;
+
+	rcu_read_lock();
+	rs = rcu_dereference(tcp_sk(sk)->reuserps);
+	if (!rs)
+		goto out;
+	reuserps_listener_info(rs->listener, rs->policy, &info);
+	nest = nla_nest_start(skb, INET_DIAG_REUSERPS);
+	if (!nest) {
+		err = -EMSGSIZE;
+		goto out;
+	}
+	if (nla_put_u32(skb, REUSERPS_DIAG_POLICY, rs->policy) ||
+	    nla_put_u32(skb, REUSERPS_DIAG_MAX_CONNS, rs->max_conns) ||
+	    nla_put_u32(skb, REUSERPS_DIAG_FLAGS, info.flags) ||
+	    nla_put_u32(skb, REUSERPS_DIAG_ACTIVE, info.active_conns) ||
+	    nla_put_u64_64bit(skb, REUSERPS_DIAG_TOTAL, info.total_conns,
+			      REUSERPS_DIAG_PAD) ||
+	    nla_put_u64_64bit(skb, REUSERPS_DIAG_FULL_SKIPS, info.full_skips,
+			      REUSERPS_DIAG_PAD) ||
+	    nla_put(skb, REUSERPS_DIAG_CPUS,
+		    array_size(rs->mask_words, sizeof(u64)), rs->cpus)) {
+		nla_nest_cancel(skb, nest);
+		err = -EMSGSIZE;
+		goto out;
+	}
+	nla_nest_end(skb, nest);
+out:
+	rcu_read_unlock();
+	return err;
+}
+EXPORT_SYMBOL_GPL(__reuserps_diag_put);

@@ -59,4 +59,24 @@ struct reuserps_info {
 	__u64	full_skips;
 };
 
+/*
+ * Attributes nested in INET_DIAG_REUSERPS, which sock_diag reports for a
+ * TCP listener with SO_REUSERPS when INET_DIAG_INFO is asked for: its
+ * request and its counts, as struct reuserps_info has them.
+ */
+enum {
+	REUSERPS_DIAG_UNSPEC,
+	REUSERPS_DIAG_PAD,
+	REUSERPS_DIAG_POLICY,		/* u32 */
+	REUSERPS_DIAG_MAX_CONNS,	/* u32, 0 for no cap */
+	REUSERPS_DIAG_FLAGS,		/* u32 */
+	REUSERPS_DIAG_ACTIVE,		/* u32 */
+	REUSERPS_DIAG_TOTAL,		/* u64 */
+	REUSERPS_DIAG_FULL_SKIPS,	/* u64 */
+	REUSERPS_DIAG_CPUS,		/* u64[], the CPU mask's words */
+	__REUSERPS_DIAG_MAX,
+};
+
+#define REUSERPS_DIAG_MAX	(__REUSERPS_DIAG_MAX - 1)
+
 #endif /* _UAPI_LINUX_REUSERPS_H */
