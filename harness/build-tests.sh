@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # Build the kselftests the guest runs, statically, against the uapi headers
 # of the assembled tree (build/kbuild/usr/include, from `make headers`),
-# and write build/tests/selftests.manifest for harness/guest.py.
+# and write build/tests/selftests.manifest for harness/guest.py, with the
+# files they need in build/tests/extra.
 #
 #  - tools/testing/selftests/net/reuserps: through its own Makefile
 #    (kselftest lib.mk), every TEST_GEN_PROGS entry, with the timeout of
@@ -55,6 +56,15 @@ if [ -f "$dir/Makefile" ]; then
 		<<<'print-progs: ; @echo $(notdir $(TEST_GEN_PROGS))')
 	for p in $progs; do
 		echo "$p $tmo $out/reuserps/$p" >>"$manifest"
+	done
+	# Files the programs run (TEST_GEN_FILES: reuserps-stat), beside
+	# them in the guest's /tests (guest.py --extra).
+	mkdir -p "$out/extra/tests"
+	files=$(make -s -C "$dir" OUTPUT="$out/reuserps" \
+		KHDR_INCLUDES="-isystem $hdr" -f Makefile -f - print-files \
+		<<<'print-files: ; @echo $(notdir $(TEST_GEN_FILES))')
+	for f in $files; do
+		cp "$out/reuserps/$f" "$out/extra/tests/"
 	done
 fi
 

@@ -119,6 +119,7 @@ if [ "$built" = 1 ]; then
 	guest_counts kunit
 	if stage tests-build "$here/build-tests.sh"; then
 		stage selftests "$here/guest.py" --name selftests --cpus "$cpus" \
+			--numa --extra "$build/tests/extra" \
 			--manifest "$build/tests/selftests.manifest"
 		guest_counts selftests
 	else

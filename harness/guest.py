@@ -125,8 +125,25 @@ def boot(args, cpio, workdir):
     if args.icount:
         accel = ["-accel", "tcg,thread=single",
                  "-icount", "shift=0,align=off,sleep=off"]
+    # --numa: two sockets, each a NUMA node with its own memory and its
+    # own last level cache (QEMU gives one per socket), so that the
+    # nearest fallback has a near and a far side.  A node boundary
+    # within a socket would trip the kernel's topology_sane() warning.
+    smp, numa = [str(args.cpus)], []
+    if args.numa:
+        if args.cpus % 2:
+            sys.exit("guest: --numa needs an even number of CPUs")
+        half = args.cpus // 2
+        smp = [f"{args.cpus},sockets=2,cores={half},threads=1"]
+        mem = parse_mem(args.mem)
+        for node in range(2):
+            numa += ["-object",
+                     f"memory-backend-ram,id=m{node},size={mem // 2}M",
+                     "-numa", f"node,nodeid={node},"
+                     f"cpus={node * half}-{node * half + half - 1},"
+                     f"memdev=m{node}"]
     cmd = [args.qemu, *accel, "-cpu", "max,la57=off",
-           "-smp", str(args.cpus), "-m", args.mem, "-nodefaults",
+           "-smp", *smp, *numa, "-m", args.mem, "-nodefaults",
            "-no-user-config", "-display", "none", "-no-reboot",
            "-kernel", args.kernel, "-initrd", cpio,
            "-append", " ".join(append),
@@ -276,6 +293,14 @@ def quote_report(clines, first):
     return out
 
 
+def parse_mem(mem):
+    """QEMU's -m size (e.g. 1G, 512M) in MiB."""
+    units = {"M": 1, "G": 1024}
+    if mem[-1:].upper() in units:
+        return int(mem[:-1]) * units[mem[-1:].upper()]
+    return int(mem)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--name", required=True, help="results folder name")
@@ -285,6 +310,8 @@ def main():
     ap.add_argument("--manifest", help="programs to run")
     ap.add_argument("--cpus", type=int, default=4)
     ap.add_argument("--mem", default="1G")
+    ap.add_argument("--numa", action="store_true",
+                    help="two NUMA nodes (sockets) of half the CPUs each")
     ap.add_argument("--timeout", type=int, default=600,
                     help="seconds for the whole guest run")
     ap.add_argument("--kunit", metavar="GLOB",

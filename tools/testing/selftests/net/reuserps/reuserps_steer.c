@@ -10,8 +10,9 @@
  * every way a connection ends (close, reset, listener shutdown, request
  * expiry, SYN cookies, migration to another listener), the drop and retry
  * when all are full, changing a listening member's CPUs and cap, CPU
- * offline and online, and listeners joining and leaving under load; on
- * IPv4, IPv6 and IPv4 clients of dual-stack listeners.
+ * offline and online, the nearest fallback on a NUMA machine (the CPU's
+ * node before the other's), and listeners joining and leaving under
+ * load; on IPv4, IPv6 and IPv4 clients of dual-stack listeners.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -955,6 +956,121 @@ TEST_F(steer, cpu_offline_online)
 		got = connect_one(_metadata, &self->g, variant->family);
 		EXPECT_TRUE(got == off || got == extra);
 	}
+}
+
+/* The NUMA node of each CPU up to @n from sysfs; the number of nodes. */
+static int cpu_nodes(int *node_of, int n)
+{
+	int node, nodes = 0, cpu, a, b, k;
+	char path[64], list[256], *p;
+	FILE *f;
+
+	for (cpu = 0; cpu < n; cpu++)
+		node_of[cpu] = -1;
+	for (node = 0; node < 64; node++) {
+		snprintf(path, sizeof(path),
+			 "/sys/devices/system/node/node%d/cpulist", node);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (!fgets(list, sizeof(list), f))
+			list[0] = 0;
+		fclose(f);
+		nodes++;
+		for (p = list; *p && *p != '\n'; p += k) {
+			k = 0;
+			if (sscanf(p, "%d-%d%n", &a, &b, &k) != 2) {
+				k = 0;
+				if (sscanf(p, "%d%n", &a, &k) != 1)
+					break;
+				b = a;
+			}
+			if (p[k] == ',')
+				k++;
+			for (cpu = a; cpu <= b && cpu < n; cpu++)
+				node_of[cpu] = node;
+		}
+	}
+	return nodes;
+}
+
+/*
+ * Nearest fallback: with its own listener full, a connection from CPU a
+ * goes to the listener of a CPU on a's node (sharing its cache, here:
+ * one cache per socket, one socket per node) as long as that one has
+ * room, never to the other node's; then anywhere.  Again after a CPU of
+ * the other node went offline and came back, which rebuilds the tables.
+ */
+static void nearest_round(struct __test_metadata *_metadata,
+			  struct group *g, int family, int near_cap,
+			  const int *node_of, int a)
+{
+	int c[64], acc[64], k, got, n = 0, near = 0;
+
+	pin(_metadata, a);
+	/* Listener 0, on CPU a with a cap of 1, takes the first. */
+	ASSERT_EQ(0, connect_keep(_metadata, g, family, &c[n], &acc[n]));
+	n++;
+	for (k = 0; k < near_cap; k++, n++) {
+		got = connect_keep(_metadata, g, family, &c[n], &acc[n]);
+		near += got == 1;
+	}
+	TH_LOG("%d of %d connections that left CPU %d stayed on node %d",
+	       near, near_cap, a, node_of[a]);
+	EXPECT_EQ(near_cap, near);
+	/* The node is full: the other node's listeners. */
+	got = connect_keep(_metadata, g, family, &c[n], &acc[n]);
+	n++;
+	EXPECT_LE(2, got);
+	while (n--) {
+		close(c[n]);
+		close(acc[n]);
+	}
+	EXPECT_EQ(0, wait_active(_metadata, g->fd[0], 0));
+	EXPECT_EQ(0, wait_active(_metadata, g->fd[1], 0));
+}
+
+TEST_F(steer, nearest_fallback_stays_on_node)
+{
+	int node_of[MAX_LISTENERS], a = -1, s = -1, cpu, off = -1, near_cap = 8;
+
+	if (cpu_nodes(node_of, self->ncpus) < 2)
+		SKIP(return, "needs two NUMA nodes");
+	/* a and s share a node; every other node's CPU gets a listener. */
+	for (cpu = 0; cpu < self->ncpus && s < 0; cpu++) {
+		if (node_of[cpu] < 0)
+			continue;
+		if (a < 0)
+			a = cpu;
+		else if (node_of[cpu] == node_of[a])
+			s = cpu;
+	}
+	if (s < 0)
+		SKIP(return, "needs two CPUs on one node");
+	add_capped(_metadata, &self->g, variant->family, REUSERPS_ROUND_ROBIN,
+		   1, &a, 1);
+	add_capped(_metadata, &self->g, variant->family, REUSERPS_ROUND_ROBIN,
+		   near_cap, &s, 1);
+	for (cpu = 0; cpu < self->ncpus; cpu++) {
+		if (node_of[cpu] >= 0 && node_of[cpu] != node_of[a]) {
+			add_listener(_metadata, &self->g, variant->family,
+				     REUSERPS_ROUND_ROBIN, &cpu, 1);
+			off = cpu;
+		}
+	}
+	nearest_round(_metadata, &self->g, variant->family, near_cap,
+		      node_of, a);
+
+	/* Topology changes rebuild every table; nothing else does here. */
+	if (set_online(off, 0))
+		SKIP(return, "cannot take CPU %d offline", off);
+	self->offline_cpu = off;
+	nearest_round(_metadata, &self->g, variant->family, near_cap,
+		      node_of, a);
+	ASSERT_EQ(0, set_online(off, 1));
+	self->offline_cpu = -1;
+	nearest_round(_metadata, &self->g, variant->family, near_cap,
+		      node_of, a);
 }
 
 /* A listening member changes its CPUs at once; its queue is kept. */
