@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 # Runs in the bench guest (see harness/bench.sh): connections steered by
-# RPS, the micro benchmarks, then nginx under wrk with and without
+# RPS, live counts of one CPU's listeners, the micro benchmarks, then nginx under wrk with and without
 # SO_REUSERPS.  Results are lines starting with "R ".
 # REPS repeats the counted runs (under RPS); TIMED_REPS the timed ones
 # (the loopback rates and the servers), which only rank ratios.
@@ -14,6 +14,8 @@ export PATH=/usr/sbin:/usr/bin:/bin:/sbin
 insmod /tests/reuserps_select_bench.ko || echo "R test=select insmod=failed"
 # Under RPS first: it sets lo's rps_cpus and clears them when done.
 /tests/reuserps_bench rps "${RPS_CONNS:-2000}" "$REPS" || exit 1
+# One CPU, four listeners, heavy-tailed lifetimes: live counts apart.
+/tests/reuserps_bench live "${LIVE_CONNS:-6000}" 256 || exit 1
 /tests/reuserps_bench "$SECS" "$TIMED_REPS" || exit 1
 
 ncpu=$(grep -c ^processor /proc/cpuinfo)

@@ -835,6 +835,141 @@ static void run_rps(enum mech m, int conns, int rep)
 	group_close(&g);
 }
 
+/* ---- live counts: one CPU, four listeners, heavy-tailed lifetimes ---- */
+
+#define LIVE_L		4
+#define LIVE_MAX	4096
+
+struct live_conn {
+	int c, a, l;
+	long end;
+};
+
+/* xorshift64*: the same lifetimes for every mechanism. */
+static uint64_t live_rng;
+
+static double live_unit(void)
+{
+	live_rng ^= live_rng >> 12;
+	live_rng ^= live_rng << 25;
+	live_rng ^= live_rng >> 27;
+	return ((live_rng * 0x2545f4914f6cdd1dULL) >> 11) * (1.0 / (1ULL << 53));
+}
+
+/*
+ * Four listeners registered for CPU 0 (plain SO_REUSEPORT for "hash"),
+ * a client on CPU 0 opening one connection per tick, each held for a
+ * Pareto lifetime (shape 1.5) of mean_live ticks, so that about
+ * mean_live connections are live.  After each connection, max/min of
+ * the four live counts; their mean and worst over the run (samples where
+ * one listener has none left out), as the simulator reports them.
+ * Counted, not timed.  With SO_REUSERPS the kernel's active counts must
+ * equal what the server holds.
+ */
+static void run_live(const char *name, int policy, int conns, int mean_live)
+{
+	static struct live_conn held[LIVE_MAX];
+	double sum_mm = 0, worst = 0, sum_mean = 0, xm = mean_live / 3.0;
+	int fd[LIVE_L], live[LIVE_L] = { 0 }, nheld = 0, i, k, one = 1;
+	struct sockaddr_in addr = { .sin_family = AF_INET };
+	long samples = 0, mean_samples = 0, exact = 1;
+	socklen_t alen = sizeof(addr);
+
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	live_rng = 0x9e3779b97f4a7c15ULL;
+	pin(0);
+	for (i = 0; i < LIVE_L; i++) {
+		fd[i] = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd[i] < 0 || setsockopt(fd[i], SOL_SOCKET, SO_REUSEPORT,
+					    &one, sizeof(one)))
+			die("live socket");
+		if (policy >= 0)
+			set_reuserps(fd[i], policy, 0, 0);
+		if (bind(fd[i], (struct sockaddr *)&addr, sizeof(addr)) ||
+		    listen(fd[i], 64) ||
+		    fcntl(fd[i], F_SETFL, O_NONBLOCK))
+			die("live listen");
+		if (!i && getsockname(fd[i], (struct sockaddr *)&addr, &alen))
+			die("live getsockname");
+	}
+	for (k = 0; k < conns; k++) {
+		double life = xm / pow(1.0 - live_unit(), 1.0 / 1.5);
+		struct live_conn *h;
+		int max = 0, min = INT32_MAX, sum = 0, tries;
+
+		/* Connections whose lifetime is over end first. */
+		for (i = 0; i < nheld; i++) {
+			if (held[i].end > k)
+				continue;
+			close(held[i].c);
+			close(held[i].a);
+			live[held[i].l]--;
+			held[i--] = held[--nheld];
+		}
+		if (nheld == LIVE_MAX)
+			die("live: too many held");
+		h = &held[nheld];
+		h->c = socket(AF_INET, SOCK_STREAM, 0);
+		if (h->c < 0 ||
+		    connect(h->c, (struct sockaddr *)&addr, sizeof(addr)))
+			die("live connect");
+		for (tries = 0, h->a = -1; h->a < 0 && tries < 10000; tries++) {
+			for (i = 0; i < LIVE_L && h->a < 0; i++) {
+				h->a = accept(fd[i], NULL, NULL);
+				h->l = i;
+			}
+			if (h->a < 0)
+				usleep(100);
+		}
+		if (h->a < 0)
+			die("live accept");
+		h->end = k + 1 + (long)(life < conns ? life : conns);
+		live[h->l]++;
+		nheld++;
+		if (k < conns / 10)
+			continue;
+		for (i = 0; i < LIVE_L; i++) {
+			max = live[i] > max ? live[i] : max;
+			min = live[i] < min ? live[i] : min;
+			sum += live[i];
+		}
+		sum_mean += (double)max * LIVE_L / sum;
+		mean_samples++;
+		if (!min)
+			continue;
+		sum_mm += (double)max / min;
+		worst = (double)max / min > worst ? (double)max / min : worst;
+		samples++;
+	}
+	/* The last closes may still be in flight: up to a second. */
+	for (k = 0; k < 100 && policy >= 0; k++) {
+		exact = 1;
+		for (i = 0; i < LIVE_L; i++) {
+			struct reuserps_info info;
+			socklen_t len = sizeof(info);
+
+			if (getsockopt(fd[i], SOL_SOCKET, SO_REUSERPS, &info,
+				       &len))
+				die("live SO_REUSERPS");
+			exact &= info.active_conns == (__u32)live[i];
+		}
+		if (exact)
+			break;
+		usleep(10000);
+	}
+	printf("R test=live mech=%s listeners=%d conns=%d mean_live=%d "
+	       "samples=%ld mean_max_min=%.3f worst_max_min=%.3f "
+	       "mean_max_mean=%.3f exact=%ld\n", name, LIVE_L, conns,
+	       mean_live, samples, samples ? sum_mm / samples : 0, worst,
+	       mean_samples ? sum_mean / mean_samples : 0, exact);
+	while (nheld--) {
+		close(held[nheld].c);
+		close(held[nheld].a);
+	}
+	for (i = 0; i < LIVE_L; i++)
+		close(fd[i]);
+}
+
 /* ---- instructions, in a guest under QEMU's -icount ---- */
 
 /*
@@ -965,6 +1100,7 @@ static void run_icount_conn(int conns, int reps)
  * Usage: reuserps_bench [SECS [REPS [MECH,MECH...]]]
  *        reuserps_bench icount ITERS CONNS REPS [MECH,MECH...]
  *        reuserps_bench rps CONNS REPS [MECH,MECH...]
+ *        reuserps_bench live CONNS MEAN_LIVE
  */
 int main(int argc, char **argv)
 {
@@ -994,6 +1130,18 @@ int main(int argc, char **argv)
 		/* Loopback again processes packets on the sender's CPU. */
 		if (write_str("/sys/class/net/lo/queues/rx-0/rps_cpus", "0"))
 			die("rps_cpus");
+		return 0;
+	}
+	if (argc > 3 && !strcmp(argv[1], "live")) {
+		struct rlimit rl = { 4 * LIVE_MAX, 4 * LIVE_MAX };
+
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			die("setrlimit");
+		run_live("hash", -1, atoi(argv[2]), atoi(argv[3]));
+		run_live("rps_rr", REUSERPS_ROUND_ROBIN, atoi(argv[2]),
+			 atoi(argv[3]));
+		run_live("rps_lc", REUSERPS_LEAST_CONNS, atoi(argv[2]),
+			 atoi(argv[3]));
 		return 0;
 	}
 	if (argc > 4 && !strcmp(argv[1], "icount")) {
