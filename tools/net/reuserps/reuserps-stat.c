@@ -144,7 +144,7 @@ static void append(char **s, const char *fmt, ...)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: reuserps-stat [-n NETNS] [-p PORT] [-w [SECONDS]] [-h]\n"
+		"Usage: reuserps-stat [-n NETNS] [-p PORT] [-w [SECS]] [-h]\n"
 		"List the TCP listeners that have SO_REUSERPS.\n\n"
 		"  -n, --netns NETNS   look in network namespace NETNS: a\n"
 		"                      name under /var/run/netns or a path\n"
@@ -332,8 +332,8 @@ static void diag_dump(int fd, struct table *t, int family, unsigned int port)
 					die(EBADMSG, "sock_diag reply");
 				if (e->error == -ENOENT ||
 				    e->error == -EPROTONOSUPPORT)
-					die(-e->error,
-					    "no sock_diag for TCP (modprobe tcp_diag)");
+					die(-e->error, "no TCP sock_diag (%s)",
+					    "modprobe tcp_diag");
 				if (e->error)
 					die(-e->error, "sock_diag dump");
 				return;
