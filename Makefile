@@ -71,7 +71,8 @@ kunit: kernel
 	$(H)/guest.py --name kunit --kunit '$(KUNIT_GLOB)' --cpus $(CPUS)
 
 selftests: tests
-	$(H)/guest.py --name selftests --cpus $(CPUS) \
+	$(H)/guest.py --name selftests --cpus $(CPUS) --numa \
+		--extra $(BUILD)/tests/extra \
 		--manifest $(if $(T),$(BUILD)/tests/one.manifest,$(MANIFEST)) \
 		$(if $(T),--show-output)
 

@@ -999,7 +999,9 @@ static int cpu_nodes(int *node_of, int n)
  * goes to the listener of a CPU on a's node (sharing its cache, here:
  * one cache per socket, one socket per node) as long as that one has
  * room, never to the other node's; then anywhere.  Again after a CPU of
- * the other node went offline and came back, which rebuilds the tables.
+ * the other node went offline and came back, which rebuilds the tables
+ * (with one cache per node, as here, a table not rebuilt would choose
+ * the same: the host and KUnit tests tell caches from nodes).
  */
 static void nearest_round(struct __test_metadata *_metadata,
 			  struct group *g, int family, int near_cap,
