@@ -44,8 +44,8 @@ static void reuserps_trace_full(const struct sock *sk,
 
 	if (!trace_reuserps_full_enabled())
 		return;
-	reuserps_listener_info(rs->listener, rs->policy, &info);
-	trace_reuserps_full(sk, rs->max_conns, info.active_conns, ack);
+	reuserps_sock_info(rs, &info);
+	trace_reuserps_full(sk, info.max_conns, info.active_conns, ack);
 }
 
 /* Whether a SYN (or a SYN cookie's ACK) for @sk finds it full. */
@@ -240,14 +240,14 @@ int __reuserps_diag_put(struct sock *sk, struct sk_buff *skb)
 	rs = rcu_dereference(tcp_sk(sk)->reuserps);
 	if (!rs)
 		goto out;
-	reuserps_listener_info(rs->listener, rs->policy, &info);
+	reuserps_sock_info(rs, &info);
 	nest = nla_nest_start(skb, INET_DIAG_REUSERPS);
 	if (!nest) {
 		err = -EMSGSIZE;
 		goto out;
 	}
-	if (nla_put_u32(skb, REUSERPS_DIAG_POLICY, rs->policy) ||
-	    nla_put_u32(skb, REUSERPS_DIAG_MAX_CONNS, rs->max_conns) ||
+	if (nla_put_u32(skb, REUSERPS_DIAG_POLICY, info.policy) ||
+	    nla_put_u32(skb, REUSERPS_DIAG_MAX_CONNS, info.max_conns) ||
 	    nla_put_u32(skb, REUSERPS_DIAG_FLAGS, info.flags) ||
 	    nla_put_u32(skb, REUSERPS_DIAG_ACTIVE, info.active_conns) ||
 	    nla_put_u64_64bit(skb, REUSERPS_DIAG_TOTAL, info.total_conns,

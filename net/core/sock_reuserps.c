@@ -138,11 +138,8 @@ int sk_getsockopt_reuserps(struct sock *sk, sockptr_t optval,
 	sockopt_lock_sock(sk);
 	rs = rcu_dereference_protected(tcp_sk(sk)->reuserps,
 				       lockdep_sock_is_held(sk));
-	if (rs) {
-		reuserps_listener_info(rs->listener, rs->policy, &info);
-		/* The cap asked for, in force from listen() on. */
-		info.max_conns = rs->max_conns;
-	}
+	if (rs)
+		reuserps_sock_info(rs, &info);
 	sockopt_release_sock(sk);
 	if (!rs)
 		return -ENOENT;

@@ -5,8 +5,7 @@
 
 #include <linux/rcupdate.h>
 #include <linux/types.h>
-
-struct reuserps_listener;
+#include <net/reuserps.h>
 
 /**
  * struct reuserps_sock - what SO_REUSERPS asked for, owned by the socket
@@ -34,5 +33,16 @@ struct reuserps_sock {
 	u32				mask_words;
 	u64				cpus[] __counted_by(mask_words);
 };
+
+/* What getsockopt(SO_REUSERPS) reports for @rs, and others see through
+ * sock_diag: the listener's counts, with the cap asked for (in force from
+ * listen() on).
+ */
+static inline void reuserps_sock_info(const struct reuserps_sock *rs,
+				      struct reuserps_info *info)
+{
+	reuserps_listener_info(rs->listener, rs->policy, info);
+	info->max_conns = rs->max_conns;
+}
 
 #endif /* _NET_CORE_SOCK_REUSERPS_H */
