@@ -322,8 +322,8 @@ pub(crate) struct Input<'a> {
 /// every cursor names, in its low half, the member at the position its
 /// high half gives in its CPU's range (`NONE` with least connections);
 /// `members.len()` fits in a `u32` (so `NONE` is no member's index).
-/// `classes` has `KINDS * ids.len()` ranges, which lie in `near_slots`,
-/// whose entries are indexes of registered members.
+/// `classes` has as many ranges as `ids` has entries; they lie in
+/// `near_slots`, whose entries are indexes of registered members.
 pub(crate) struct Table {
     /// Read off the fast path only: by least connections' full selection,
     /// and by tests, which rebuild a table from another.
@@ -336,7 +336,7 @@ pub(crate) struct Table {
     slots: KVVec<u32>,
     cursors: KVVec<Cursor>,
     /// Per kind of class, per CPU: its class id ([`Topology`]), stored
-    /// one kind after the other, `ids_len` entries each.
+    /// one kind after the other, the same number of entries each.
     ids: KVVec<u32>,
     /// Per kind, per class id: its members' range of `near_slots`.
     classes: KVVec<ClassRange>,
