@@ -1,10 +1,15 @@
 # SPDX-License-Identifier: GPL-2.0
 # SO_REUSERPS: build, boot and test the series.  See README.md.
 #
-#   make          install what is missing, build the patched kernel, boot it
-#                 and show connections being steered by CPU
-#   make check    every test: series checks, host, KUnit, kselftests in a
-#                 4-vCPU guest, the harness's own tests
+#   make          install what is missing, build the patched kernel (gcc,
+#                 the one kernel the demo needs), boot it and show
+#                 connections being steered by CPU
+#   make check    every test: series checks, every commit built, host,
+#                 KUnit, kselftests in a 4-vCPU guest on the debug kernel,
+#                 the harness's own tests
+#   make series-check
+#                 before posting: every commit in all three
+#                 configurations (prod, off, on), checkpatch, static
 #   make bench    SO_REUSERPS against its peers, in one guest boot:
 #                 build/bench/results.md and plots
 #   make fuzz     the selftests' fuzzer for longer (FUZZ_OPS operations
@@ -27,7 +32,8 @@ export BUILD CPUS KUNIT_GLOB
 MANIFEST := $(BUILD)/tests/selftests.manifest
 
 .NOTPARALLEL:
-.PHONY: all demo deps tree series series-check static kernel tests kunit \
+.PHONY: all demo deps tree series series-check static kernel debug-kernel \
+	tests kunit \
 	selftests host-test harness-test check each-commit bench vng clean sizes \
 	fuzz \
 	distclean
@@ -46,9 +52,12 @@ series: deps
 	$(H)/series.py format
 
 # b4 am + git am onto a fresh base gives the same tree; checkpatch
-# --strict; then sparse, W=1 and kernel-doc (which need the kernel built).
+# --strict; every commit in every configuration (make check builds each
+# in one, and the others once, at the head); then sparse, W=1, clippy and
+# kernel-doc (which need the kernel built).
 series-check: deps
 	$(H)/series.py verify
+	$(H)/each-commit.sh --all
 	$(MAKE) static
 
 sizes: kernel
@@ -57,26 +66,28 @@ sizes: kernel
 static: kernel
 	$(H)/static-check.sh
 
-# The gcc build (build/kbuild: each-commit, static checks, sizes, uapi
-# headers) and the clang debug build every guest ring boots
-# (build/kbuild-debug: harness/kbuild-debug.sh).
+# The gcc build (build/kbuild: the demo, each-commit, static checks,
+# sizes, uapi headers, make bench) and the clang debug build every guest
+# ring boots (build/kbuild-debug: harness/kbuild-debug.sh).
 kernel: tree
 	$(H)/kbuild.sh
+
+debug-kernel: tree
 	$(H)/kbuild-debug.sh
 
 tests: kernel
 	$(H)/build-tests.sh
 
-kunit: kernel
+kunit: debug-kernel
 	$(H)/guest.py --name kunit --kunit '$(KUNIT_GLOB)' --cpus $(CPUS)
 
-selftests: tests
+selftests: tests debug-kernel
 	$(H)/guest.py --name selftests --cpus $(CPUS) --numa \
 		--extra $(BUILD)/tests/extra \
 		--manifest $(if $(T),$(BUILD)/tests/one.manifest,$(MANIFEST)) \
 		$(if $(T),--show-output)
 
-fuzz: tests
+fuzz: tests debug-kernel
 	@echo "reuserps_fuzz 3000 $(BUILD)/tests/reuserps/reuserps_fuzz" \
 		"-n $(FUZZ_OPS) -s $(if $(FUZZ_SEED),$(FUZZ_SEED),$$(date +%s))" \
 		>$(BUILD)/tests/fuzz.manifest
@@ -95,7 +106,7 @@ host-test:
 	@if [ -f Cargo.toml ]; then cargo test --release; \
 	else echo "host-test: no host crate yet"; fi
 
-harness-test: kernel
+harness-test: debug-kernel
 	$(H)/test-harness.sh
 
 # Boot the kernel and show where connections land, hash vs SO_REUSERPS.
@@ -106,7 +117,7 @@ demo: kernel
 	@echo "reuserps_demo 120 $(BUILD)/demo/reuserps_demo" \
 		>$(BUILD)/demo/manifest
 	$(H)/guest.py --name demo --cpus $(CPUS) \
-		--manifest $(BUILD)/demo/manifest --show-output
+		--kernel $(BUILD)/kbuild/arch/x86/boot/bzImage --manifest $(BUILD)/demo/manifest --show-output
 
 check:
 	$(H)/check.sh
@@ -122,15 +133,16 @@ each-commit: deps
 
 # An interactive guest on the test kernel (virtme-ng, software emulation).
 # vng finds its helpers (virtme-run, virtme-ng-init) on PATH.
-vng: kernel
+vng: debug-kernel
 	PATH=$(BUILD)/venv/bin:$$PATH vng --run \
 		$(BUILD)/kbuild-debug/arch/x86/boot/bzImage --disable-kvm \
 		--cpus $(CPUS) --user root $(if $(CMD),--exec '$(CMD)')
 
 clean:
 	rm -rf $(BUILD)/kbuild $(BUILD)/kbuild-off $(BUILD)/kbuild-static \
-		$(BUILD)/kbuild-debug \
-		$(BUILD)/kbuild-base $(BUILD)/kbuild-bench $(BUILD)/tests \
+		$(BUILD)/kbuild-debug $(BUILD)/kbuild-test \
+		$(BUILD)/kbuild-base $(BUILD)/kbuild-bench-base \
+		$(BUILD)/kbuild-bench-llvm $(BUILD)/tests \
 		$(BUILD)/results $(BUILD)/series $(BUILD)/logs $(BUILD)/bench
 
 distclean:

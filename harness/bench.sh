@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 # make bench: SO_REUSERPS against its peers in one guest boot.
 #
-#  1. the bench kernel: the test kernel's config without lockdep and the
-#     other debugging that would be timed too, with modules
-#     (build/kbuild-bench);
+#  1. the bench kernel: the gcc kernel of make and make check
+#     (harness/kernel.config, build/kbuild), without the tests and the
+#     debugging that would be timed too, with modules;
 #  2. the selection timer module, the benchmark program, the preload
 #     library, nginx and wrk with their libraries, in the guest's root;
 #  3. one 4-vCPU guest boot runs harness/bench/guest-bench.sh;
@@ -17,7 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 build=${BUILD:-$repo/build}
 out=$build/bench
-kout=$build/kbuild-bench
+kout=$build/kbuild
 cpus=${CPUS:-4}
 secs=${BENCH_SECS:-2}
 reps=${BENCH_REPS:-5}
@@ -57,7 +57,7 @@ if [ ${#need[@]} -gt 0 ]; then
 		--no-install-recommends "${need[@]}" >"$build/logs/bench-apt.log"
 fi
 
-KOUT=$kout KFRAGS="$here/kernel.config $here/bench/kernel.config" \
+KOUT=$kout KFRAGS="$here/kernel.config" \
 	kbuild_timed series "$kout" "$here/kbuild.sh" bzImage headers modules
 hdr=$kout/usr/include
 
@@ -130,7 +130,7 @@ if [ ! -f "$build/linux-base/Makefile" ]; then
 	git -C "$build/linux" worktree add -q --detach "$build/linux-base" base
 fi
 KSRC=$build/linux-base KOUT=$base_out \
-	KFRAGS="$here/kernel.config $here/bench/kernel.config" \
+	KFRAGS="$here/kernel.config" \
 	kbuild_timed base "$base_out" "$here/kbuild.sh" --no-verify \
 	bzImage modules >"$build/logs/bench-base.log"
 # And the bench kernel built with clang, whose Rust inlines the kernel

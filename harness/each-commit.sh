@@ -1,13 +1,25 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Every commit of the series must build on its own (netdev bisects), with
-# the feature on (the test config, harness/kernel.config), on without its
-# tests (harness/bench/kernel.config over it) and off (a minimal
-# networking kernel without Rust, harness/kernel-off.config).
-# Each config has its own output tree, so that only what a commit
-# changes is rebuilt; commits are checked out in order and each is built
-# in both before the next.  The head in the
-# test config is the `kernel` stage of make check and is skipped here.
+# Every commit of the series must build on its own (netdev bisects).
+#
+# Usage: harness/each-commit.sh [--all]
+#
+# The configurations (each its own output tree, so that a commit
+# rebuilds only what it changes; ccache answers for states seen before):
+#   prod  the feature on, no tests, modules, as distributions build it
+#         (harness/kernel.config, build/kbuild: the gcc kernel that
+#         `make` boots and the static checks, sizes and headers use)
+#   off   a minimal networking kernel without Rust, so without the
+#         series' code (harness/kernel-off.config, build/kbuild-off)
+#   on    the feature with its tests: KUnit, lockdep, sock_diag built in
+#         (harness/kernel.config + harness/kernel-test.config,
+#         build/kbuild-test)
+#
+# Without --all (make check): every commit in prod, off at the head.  The
+# head in prod is the `kernel` stage of make check and is left to it; on
+# at the head is the guest rings' debug kernel (clang, the same options
+# and more).  With --all (make series-check): every commit in all three.
+#
 # A commit whose tree (but for tools/ and Documentation/) already built
 # with a config's fragments is not built again: build/each-commit.ok
 # remembers them.
@@ -17,15 +29,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 build=${BUILD:-$repo/build}
 src=$build/linux
+all=0
+[ "${1:-}" = --all ] && all=1
 
-# NAME OUTPUT FRAGMENTS...  "prod" is the feature on without KUnit and
-# lockdep, as allmodconfig (KUNIT=m) and distributions build it: code
-# that only tests use must not be left dead there (Rust warnings are
-# errors with CONFIG_WERROR).  It is also make bench's kernel.
+# NAME OUTPUT FRAGMENTS...
 configs=(
-	"on $build/kbuild $here/kernel.config"
+	"prod $build/kbuild $here/kernel.config"
 	"off $build/kbuild-off $here/kernel-off.config"
-	"prod $build/kbuild-bench $here/kernel.config $here/bench/kernel.config"
+	"on $build/kbuild-test $here/kernel.config $here/kernel-test.config"
 )
 
 "$here/series.py" assemble
@@ -43,9 +54,19 @@ for c in $commits; do
 	# elsewhere), so commits that change only those are not rebuilt.
 	tree=$(git -C "$src" ls-tree "$c" |
 		grep -vP '\t(tools|Documentation)$' | sha1sum | cut -c1-40)
+	# The head's kernel tree: the commits that add only tools/ and
+	# Documentation/ at the end of the series are the head here.
+	htree=$(git -C "$src" ls-tree "$head" |
+		grep -vP '\t(tools|Documentation)$' | sha1sum | cut -c1-40)
 	for cfg in "${configs[@]}"; do
 		read -r name out frags <<<"$cfg"
-		[ "$name" = on ] && [ "$c" = "$head" ] && continue
+		if [ "$all" = 0 ]; then
+			case "$name" in
+			prod) [ "$tree" != "$htree" ] || continue ;;
+			off) [ "$tree" = "$htree" ] || continue ;;
+			on) continue ;;
+			esac
+		fi
 		# shellcheck disable=SC2086 # frags is a list of paths
 		key="$tree $name $(cat $frags | sha1sum | cut -c1-12)"
 		if grep -qxF "$key" "$okfile"; then
@@ -66,5 +87,5 @@ for c in $commits; do
 		echo "$key" >>"$okfile"
 	done
 done
-echo "each-commit: $n build(s) of the commits (feature on and off)," \
-	"$skipped unchanged since they last built"
+echo "each-commit: $n build(s) of the commits, $skipped unchanged since" \
+	"they last built"

@@ -12,7 +12,7 @@ export PATH=/bin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
-mount -t debugfs debugfs /sys/kernel/debug
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 # What kmemleak suspects at boot is not the tests' doing: set it aside,
 # so that harness/kmemleak-check.sh reports only what comes later.
 if [ -w /sys/kernel/debug/kmemleak ]; then

@@ -4,14 +4,15 @@
 #  - sparse (C=2, with a sparse that 7.3 accepts: harness/build-sparse.sh)
 #    and W=1 on every C file the series adds or changes that the test
 #    config builds; a warning the base does not have fails;
-#  - clippy (make CLIPPY=1) on the Rust files the series adds: any
-#    warning fails;
+#  - clippy on the Rust files the series adds, with and without KUnit:
+#    any warning fails;
 #  - kernel-doc -Wall on the C files and headers the series adds: any
 #    warning fails.
-# The files are those the test config builds (build/kbuild, after the
+# The files are those the gcc kernel builds (build/kbuild, after the
 # `kernel` stage); they are checked in build/kbuild-static, a W=1 copy of
 # that config, so that the flags do not flip back and forth in
-# build/kbuild.  The base's warnings come from a worktree of the base
+# build/kbuild (W=1 reaches bindgen's flags: the rust/ crates would be
+# rebuilt twice).  The base's warnings come from a worktree of the base
 # built the same way in build/kbuild-base, once per fragment and file list.
 set -euo pipefail
 
@@ -97,25 +98,48 @@ else
 		"($(wc -l <"$sd/series.txt") in these files, as at the base)"
 fi
 
-# The Rust the series adds, under the kernel's clippy lints
-# (make CLIPPY=1, with the clippy of the pinned toolchain).
-rs_objs=()
-for f in $(git -C "$src" diff --name-only --diff-filter=A base series -- \
-	'*.rs'); do
-	o=${f%.rs}.o
-	[ -f "$built/$(dirname "$o")/.$(basename "$o").cmd" ] && rs_objs+=("$o")
+# The Rust the series adds, under the kernel's clippy lints: each object's
+# own rustc command, as kbuild saved it, run by the pinned clippy-driver
+# into a scratch folder (what make CLIPPY=1 does, without rebuilding the
+# rust/ crates of a tree with clippy and back).  In the gcc tree and in
+# the trees with the KUnit suites (the debug kernel, series-check's "on").
+clippy_one() { # OUT OBJ
+	local o=$1 obj=$2 cmdf tmp cmd rc=0
+	cmdf=$o/$(dirname "$obj")/.$(basename "$obj").cmd
+	tmp=$(mktemp -d)
+	cmd=$(sed -n "s|^savedcmd_$obj := ||p" "$cmdf")
+	cmd=${cmd%%;*}
+	cmd=$(sed -E "s| /usr/bin/rustc | $CLIPPY_DRIVER |;
+		s|--out-dir [^ ]+|--out-dir $tmp|; s|--emit=[^ ]+||g" <<<"$cmd")
+	# RUSTC_BOOTSTRAP: as the kernel Makefile exports it (-Z options).
+	(cd "$o" && export RUSTC_BOOTSTRAP=1 &&
+		eval "$cmd --emit=metadata=$tmp/out.rmeta") 2>&1 || rc=$?
+	rm -rf "$tmp"
+	return "$rc"
+}
+CLIPPY_DRIVER=${CLIPPY_DRIVER:-/usr/bin/clippy-driver}
+rs=$(git -C "$src" diff --name-only --diff-filter=A base series -- '*.rs')
+linted=()
+cfail=0
+for o in "$built" "$build/kbuild-test" "$build/kbuild-debug"; do
+	[ -f "$o/vmlinux" ] || continue
+	for f in $rs; do
+		obj=${f%.rs}.o
+		[ -f "$o/$(dirname "$obj")/.$(basename "$obj").cmd" ] || continue
+		rc=0
+		log=$(clippy_one "$o" "$obj") || rc=$?
+		linted+=("$(basename "$o"):$obj")
+		if [ "$rc" != 0 ] || grep -qE '^(warning|error)' <<<"$log"; then
+			echo "static-check: clippy on $obj in $o:"
+			sed 's/^/  /' <<<"$log"
+			cfail=1
+		fi
+	done
 done
-if [ ${#rs_objs[@]} -gt 0 ]; then
-	rc=0
-	make -k -C "$src" O="$out" "${KMAKE_VARS[@]}" CLIPPY=1 \
-		"${rs_objs[@]}" >"$out/clippy.log" 2>&1 || rc=$?
-	if [ "$rc" != 0 ] || grep -qE '^(warning|error)' "$out/clippy.log"; then
-		echo "static-check: clippy on ${rs_objs[*]}:"
-		sed 's/^/  /' "$out/clippy.log"
-		fail=1
-	else
-		echo "static-check: clippy clean on ${rs_objs[*]}"
-	fi
+if [ "$cfail" = 1 ]; then
+	fail=1
+elif [ ${#linted[@]} -gt 0 ]; then
+	echo "static-check: clippy clean on ${linted[*]}"
 fi
 
 docs=()

@@ -1,9 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # Sizes of the structures the series could grow, with the series and at
-# the base, in the test configuration (build/kbuild): harness/sizes/sizes.c
-# is built as an external module of build/kbuild, then compiled again with
-# the same command against the base tree's headers (build/linux-base).
+# the base, in the gcc kernel's configuration (build/kbuild, no lockdep):
+# harness/sizes/sizes.c is built as an external module of build/kbuild,
+# then compiled again with the same command against the base tree's
+# headers (build/linux-base).
 # The sizes are those of objects of each type (nm -S): pahole is not
 # needed, and no debug info.
 #

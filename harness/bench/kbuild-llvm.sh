@@ -10,7 +10,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$(dirname "$here")/build}
 src=$build/linux
-from=${KOUT_FROM:-$build/kbuild-bench}
+from=${KOUT_FROM:-$build/kbuild}
 out=${KOUT:-$build/kbuild-bench-llvm}
 KLLVM=-19
 . "$here/toolchain.sh"
