@@ -127,11 +127,12 @@ bench: tree
 	@mkdir -p $(BUILD)/logs
 	$(H)/bench.sh
 
-# Build every commit of the series in turn (each must build on its own).
+# Build every commit of the series in turn (each must build on its own):
+# as make check does; ALL=1 as make series-check does.
 each-commit: deps
-	$(H)/each-commit.sh
+	$(H)/each-commit.sh $(if $(ALL),--all)
 
-# An interactive guest on the test kernel (virtme-ng, software emulation).
+# An interactive guest on the debug kernel (virtme-ng, software emulation).
 # vng finds its helpers (virtme-run, virtme-ng-init) on PATH.
 vng: debug-kernel
 	PATH=$(BUILD)/venv/bin:$$PATH vng --run \
@@ -142,7 +143,7 @@ clean:
 	rm -rf $(BUILD)/kbuild $(BUILD)/kbuild-off $(BUILD)/kbuild-static \
 		$(BUILD)/kbuild-debug $(BUILD)/kbuild-test \
 		$(BUILD)/kbuild-base $(BUILD)/kbuild-bench-base \
-		$(BUILD)/kbuild-bench-llvm $(BUILD)/tests \
+		$(BUILD)/kbuild-bench-llvm $(BUILD)/kbuild-bench $(BUILD)/tests \
 		$(BUILD)/results $(BUILD)/series $(BUILD)/logs $(BUILD)/bench
 
 distclean:

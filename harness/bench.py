@@ -385,8 +385,8 @@ def big_section(d, add):
         with open(sizes) as f:
             txt = f.read().strip()
         add("## Sizes\n")
-        add("Of the socket structures, in the test configuration, with the "
-            "series and at the base (`harness/struct-sizes.sh`, object "
+        add("Of the socket structures, in the gcc kernel's configuration, "
+            "with the series and at the base (`harness/struct-sizes.sh`, object "
             "sizes from `nm -S`, as pahole would give them):\n")
         add("```\n" + txt + "\n```\n")
 
@@ -503,8 +503,9 @@ def main():
     add("# SO_REUSERPS benchmark results\n")
     add(f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}"
         f" UTC by `make bench`.  Guest: Linux {release} with the series, "
-        f"bench config (the test config without lockdep and other "
-        f"debugging, with modules), QEMU software emulation (TCG), "
+        f"the gcc kernel's config (harness/kernel.config: no tests or "
+        f"debugging, with modules and jump labels), "
+        f"QEMU software emulation (TCG), "
         f"{cpus} vCPUs, 2 GiB; host: {uname}, {os.cpu_count()} CPUs.  "
         f"Clients and servers over loopback, each client thread pinned "
         f"to one CPU, so its SYNs are processed there.  "

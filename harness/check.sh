@@ -123,11 +123,16 @@ else
 	skip_stage host-tests "no host crate (Cargo.toml) yet"
 fi
 
-if [ "$built" = 1 ] && [ "$debug" = 1 ]; then
+# The guest rings boot the debug kernel; the selftests are built
+# against the gcc kernel's uapi headers.
+if [ "$debug" = 1 ]; then
 	stage kunit "$here/guest.py" --name kunit --kunit "$kunit_glob" \
 		--cpus "$cpus"
 	guest_counts kunit
-	if stage tests-build "$here/build-tests.sh"; then
+	if [ "$built" != 1 ]; then
+		skip_stage tests-build "no gcc kernel (uapi headers)"
+		skip_stage selftests "no gcc kernel (uapi headers)"
+	elif stage tests-build "$here/build-tests.sh"; then
 		stage selftests "$here/guest.py" --name selftests --cpus "$cpus" \
 			--numa --extra "$build/tests/extra" \
 			--manifest "$build/tests/selftests.manifest"
@@ -141,7 +146,7 @@ if [ "$built" = 1 ] && [ "$debug" = 1 ]; then
 	add_counts "${p:-0}" "${f:-1}" 0
 else
 	for s in kunit tests-build selftests harness; do
-		skip_stage "$s" "no kernel"
+		skip_stage "$s" "no debug kernel"
 	done
 fi
 

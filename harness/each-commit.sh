@@ -30,7 +30,14 @@ repo=$(dirname "$here")
 build=${BUILD:-$repo/build}
 src=$build/linux
 all=0
-[ "${1:-}" = --all ] && all=1
+case "${1:-}" in
+--all) all=1 ;;
+"") ;;
+*)
+	echo "usage: $0 [--all]" >&2
+	exit 2
+	;;
+esac
 
 # NAME OUTPUT FRAGMENTS...
 configs=(
@@ -42,6 +49,15 @@ configs=(
 "$here/series.py" assemble
 commits=$(git -C "$src" rev-list --reverse base..series)
 head=$(git -C "$src" rev-parse series)
+# What the kernel build sees of a commit: its tree without tools/ and
+# Documentation/ (selftests, the preload library and docs build
+# elsewhere), so commits that change only those are not rebuilt; the
+# commits that add only those at the end of the series count as the head.
+ktree() {
+	git -C "$src" ls-tree "$1" | grep -vP '\t(tools|Documentation)$' |
+		sha1sum | cut -c1-40
+}
+htree=$(ktree "$head")
 okfile=$build/each-commit.ok
 touch "$okfile"
 n=0
@@ -49,15 +65,7 @@ skipped=0
 restore() { git -C "$src" checkout -q -f series; }
 trap restore EXIT
 for c in $commits; do
-	# What the kernel build sees: the tree without tools/ and
-	# Documentation/ (selftests, the preload library and docs build
-	# elsewhere), so commits that change only those are not rebuilt.
-	tree=$(git -C "$src" ls-tree "$c" |
-		grep -vP '\t(tools|Documentation)$' | sha1sum | cut -c1-40)
-	# The head's kernel tree: the commits that add only tools/ and
-	# Documentation/ at the end of the series are the head here.
-	htree=$(git -C "$src" ls-tree "$head" |
-		grep -vP '\t(tools|Documentation)$' | sha1sum | cut -c1-40)
+	tree=$(ktree "$c")
 	for cfg in "${configs[@]}"; do
 		read -r name out frags <<<"$cfg"
 		if [ "$all" = 0 ]; then

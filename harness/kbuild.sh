@@ -84,5 +84,9 @@ fi
 
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(bzImage modules headers)
+rm -f "$out/.source-tree"
 kmake -j"$jobs" "${targets[@]}"
+# Which source tree this output now holds (harness/static-check.sh lints
+# only trees built from the series' head).
+git -C "$src" rev-parse 'HEAD^{tree}' >"$out/.source-tree" 2>/dev/null || :
 echo "kbuild: built ${targets[*]} in $out"

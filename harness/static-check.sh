@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # Static checks of what the series changes, against the base:
 #  - sparse (C=2, with a sparse that 7.3 accepts: harness/build-sparse.sh)
-#    and W=1 on every C file the series adds or changes that the test
-#    config builds; a warning the base does not have fails;
+#    and W=1 on every C file the series adds or changes that the gcc
+#    kernel builds; a warning the base does not have fails;
 #  - clippy on the Rust files the series adds, with and without KUnit:
 #    any warning fails;
 #  - kernel-doc -Wall on the C files and headers the series adds: any
@@ -42,7 +42,7 @@ base_objs=()
 for f in $changed $added; do
 	case "$f" in *.c) ;; *) continue ;; esac
 	o=${f%.c}.o
-	# Only what the test config builds.
+	# Only what the gcc kernel builds.
 	[ -f "$built/$(dirname "$o")/.$(basename "$o").cmd" ] || continue
 	objs+=("$o")
 	grep -qxF "$f" <<<"$changed" && base_objs+=("$o")
@@ -112,7 +112,17 @@ clippy_one() { # OUT OBJ
 	cmd=$(sed -E "s| /usr/bin/rustc | $CLIPPY_DRIVER |;
 		s|--out-dir [^ ]+|--out-dir $tmp|; s|--emit=[^ ]+||g" <<<"$cmd")
 	# RUSTC_BOOTSTRAP: as the kernel Makefile exports it (-Z options).
-	(cd "$o" && export RUSTC_BOOTSTRAP=1 &&
+	case "$cmd" in
+	*" $CLIPPY_DRIVER "*) ;;
+	*)
+		echo "no rustc command for $obj in $cmdf"
+		rm -rf "$tmp"
+		return 1
+		;;
+	esac
+	# As the kernel Makefile exports them: -Z options, and the kernel's
+	# .clippy.toml (msrv, disallowed macros and methods).
+	(cd "$o" && export RUSTC_BOOTSTRAP=1 CLIPPY_CONF_DIR="$src" &&
 		eval "$cmd --emit=metadata=$tmp/out.rmeta") 2>&1 || rc=$?
 	rm -rf "$tmp"
 	return "$rc"
@@ -121,8 +131,15 @@ CLIPPY_DRIVER=${CLIPPY_DRIVER:-/usr/bin/clippy-driver}
 rs=$(git -C "$src" diff --name-only --diff-filter=A base series -- '*.rs')
 linted=()
 cfail=0
+head_tree=$(git -C "$src" rev-parse 'series^{tree}')
 for o in "$built" "$build/kbuild-test" "$build/kbuild-debug"; do
 	[ -f "$o/vmlinux" ] || continue
+	# Only a tree built from the head: the others' rust/ crates and
+	# bindings are another commit's.
+	if [ "$(cat "$o/.source-tree" 2>/dev/null)" != "$head_tree" ]; then
+		echo "static-check: clippy: $o is not built from the head, skipped"
+		continue
+	fi
 	for f in $rs; do
 		obj=${f%.rs}.o
 		[ -f "$o/$(dirname "$obj")/.$(basename "$obj").cmd" ] || continue
