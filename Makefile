@@ -117,7 +117,8 @@ demo: kernel
 	@echo "reuserps_demo 120 $(BUILD)/demo/reuserps_demo" \
 		>$(BUILD)/demo/manifest
 	$(H)/guest.py --name demo --cpus $(CPUS) \
-		--kernel $(BUILD)/kbuild/arch/x86/boot/bzImage --manifest $(BUILD)/demo/manifest --show-output
+		--kernel $(BUILD)/kbuild/arch/x86/boot/bzImage \
+		--manifest $(BUILD)/demo/manifest --show-output
 
 check:
 	$(H)/check.sh

@@ -386,8 +386,8 @@ def big_section(d, add):
             txt = f.read().strip()
         add("## Sizes\n")
         add("Of the socket structures, in the gcc kernel's configuration, "
-            "with the series and at the base (`harness/struct-sizes.sh`, object "
-            "sizes from `nm -S`, as pahole would give them):\n")
+            "with the series and at the base (`harness/struct-sizes.sh`, "
+            "object sizes from `nm -S`, as pahole would give them):\n")
         add("```\n" + txt + "\n```\n")
 
 

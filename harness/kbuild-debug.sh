@@ -9,7 +9,7 @@
 here=$(cd "$(dirname "$0")" && pwd)
 build=${BUILD:-$(dirname "$here")/build}
 export KOUT=${KOUT_DEBUG:-$build/kbuild-debug}
-t=$here/kernel-test.config
-export KFRAGS="$here/kernel.config $t $here/kernel-debug.config"
+export KFRAGS="$here/kernel.config $here/kernel-test.config \
+$here/kernel-debug.config"
 export KLLVM=${KLLVM:--19}
 exec "$here/kbuild.sh" "$@"

@@ -111,7 +111,6 @@ clippy_one() { # OUT OBJ
 	cmd=${cmd%%;*}
 	cmd=$(sed -E "s| /usr/bin/rustc | $CLIPPY_DRIVER |;
 		s|--out-dir [^ ]+|--out-dir $tmp|; s|--emit=[^ ]+||g" <<<"$cmd")
-	# RUSTC_BOOTSTRAP: as the kernel Makefile exports it (-Z options).
 	case "$cmd" in
 	*" $CLIPPY_DRIVER "*) ;;
 	*)
@@ -135,9 +134,10 @@ head_tree=$(git -C "$src" rev-parse 'series^{tree}')
 for o in "$built" "$build/kbuild-test" "$build/kbuild-debug"; do
 	[ -f "$o/vmlinux" ] || continue
 	# Only a tree built from the head: the others' rust/ crates and
-	# bindings are another commit's.
+	# bindings are another commit's.  The gcc tree must be one.
 	if [ "$(cat "$o/.source-tree" 2>/dev/null)" != "$head_tree" ]; then
-		echo "static-check: clippy: $o is not built from the head, skipped"
+		echo "static-check: clippy: $o is not built from the head"
+		[ "$o" != "$built" ] || cfail=1
 		continue
 	fi
 	for f in $rs; do
