@@ -49,15 +49,10 @@ configs=(
 "$here/series.py" assemble
 commits=$(git -C "$src" rev-list --reverse base..series)
 head=$(git -C "$src" rev-parse series)
-# What the kernel build sees of a commit: its tree without tools/ and
-# Documentation/ (selftests, the preload library and docs build
-# elsewhere), so commits that change only those are not rebuilt; the
-# commits that add only those at the end of the series count as the head.
-ktree() {
-	git -C "$src" ls-tree "$1" | grep -vP '\t(tools|Documentation)$' |
-		sha1sum | cut -c1-40
-}
-htree=$(ktree "$head")
+# kernel_tree (toolchain.sh): commits that change only tools/ and
+# Documentation/ are not rebuilt, and those at the end count as the head.
+. "$here/toolchain.sh"
+htree=$(kernel_tree "$src" "$head")
 okfile=$build/each-commit.ok
 touch "$okfile"
 n=0
@@ -65,7 +60,7 @@ skipped=0
 restore() { git -C "$src" checkout -q -f series; }
 trap restore EXIT
 for c in $commits; do
-	tree=$(ktree "$c")
+	tree=$(kernel_tree "$src" "$c")
 	for cfg in "${configs[@]}"; do
 		read -r name out frags <<<"$cfg"
 		if [ "$all" = 0 ]; then

@@ -86,7 +86,7 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(bzImage modules headers)
 rm -f "$out/.source-tree"
 kmake -j"$jobs" "${targets[@]}"
-# Which source tree this output now holds (harness/static-check.sh lints
+# Which kernel tree this output now holds (harness/static-check.sh lints
 # only trees built from the series' head).
-git -C "$src" rev-parse 'HEAD^{tree}' >"$out/.source-tree" 2>/dev/null || :
+kernel_tree "$src" HEAD >"$out/.source-tree" 2>/dev/null || :
 echo "kbuild: built ${targets[*]} in $out"

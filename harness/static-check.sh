@@ -130,7 +130,7 @@ CLIPPY_DRIVER=${CLIPPY_DRIVER:-/usr/bin/clippy-driver}
 rs=$(git -C "$src" diff --name-only --diff-filter=A base series -- '*.rs')
 linted=()
 cfail=0
-head_tree=$(git -C "$src" rev-parse 'series^{tree}')
+head_tree=$(kernel_tree "$src" series)
 for o in "$built" "$build/kbuild-test" "$build/kbuild-debug"; do
 	[ -f "$o/vmlinux" ] || continue
 	# Only a tree built from the head: the others' rust/ crates and

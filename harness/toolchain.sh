@@ -39,6 +39,14 @@ if [ -n "${KLLVM:-}" ]; then
 else
 	_tc_cc=(LLVM= CC="ccache gcc")
 fi
+# What a kernel build sees of commit $2 of tree $1: its tree without
+# tools/ and Documentation/ (selftests, the preload library and docs
+# build elsewhere), so the commits that add only those at the end of the
+# series build the same kernel as the one before them.
+kernel_tree() { # SRC COMMIT
+	git -C "$1" ls-tree "$2" | grep -vP '\t(tools|Documentation)$' |
+		sha1sum | cut -c1-40
+}
 # shellcheck disable=SC2034 # used by the scripts that source this file
 KMAKE_VARS=(
 	"${_tc_cc[@]}"
