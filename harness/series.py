@@ -23,6 +23,9 @@ is REUSERPS_AUTHOR ("Name <email>"), else the repository's git config
 user.name/user.email, else the placeholder of `series`' author: line.
   edit/refresh  open a patch of patches/ in a scratch work tree at the
             state it applies to, and write the edited diff back.
+  absorb    the inverse of assemble: after the commits of branch `series`
+            (or REV) were rewritten by hand, write their new files and
+            the diffs of their patches back into the repository.
 """
 
 import argparse
@@ -69,13 +72,14 @@ class Commit:
         self.body = []
 
 
-def parse_series(path=os.path.join(REPO, "series")):
+def parse_series(path=os.path.join(REPO, "series"), new_ok=False):
     """Parse `series`: a header (author, cover letter), then commits.
 
     Lines starting with '#' are comments.  `author:` and `cover:` lines
     come first; the cover letter's text follows `cover:` up to the first
     `subject:`.  Each commit is `subject:`, then `files:` and `patches:`
     lines (space-separated, may repeat), a blank line and the message.
+    With new_ok=True, listed files may be missing (absorb writes them).
     """
     author, cover_subject, cover_body, commits = None, None, [], []
     cur = None
@@ -116,7 +120,7 @@ def parse_series(path=os.path.join(REPO, "series")):
             die(f"series:{c.lineno}: duplicate subject '{c.subject}'")
         seen.add(c.subject)
         for f in c.files:
-            if not os.path.isfile(os.path.join(REPO, f)):
+            if not new_ok and not os.path.isfile(os.path.join(REPO, f)):
                 die(f"series:{c.lineno}: no such file '{f}'")
         for p in c.patches:
             if not os.path.isfile(os.path.join(REPO, "patches", p)):
@@ -537,6 +541,187 @@ def cmd_refresh(args):
     print(f"series: wrote patches/{args.patch}")
 
 
+def git_bytes(*args, inp=None):
+    """Runs git in TREE on bytes: file contents as they are."""
+    res = subprocess.run(["git", *args], cwd=TREE, input=inp,
+                         capture_output=True)
+    if res.returncode:
+        die(f"git {' '.join(args)} failed:\n{res.stderr.decode().strip()}")
+    return res.stdout
+
+
+def patch_paths(patch):
+    """The paths a patch of patches/ changes, from its diff headers."""
+    with open(os.path.join(REPO, "patches", patch), encoding="utf-8") as f:
+        heads = re.findall(r"^diff --git a/(\S+) b/(\S+)$", f.read(), re.M)
+    return {p for head in heads for p in head}
+
+
+def applied(tree, text, ienv):
+    """The tree `git apply` as assemble runs it makes of tree and a
+    patch's text, or None if it does not apply."""
+    git("read-tree", tree, env=ienv)
+    res = subprocess.run(
+        ["git", "apply", "--cached", "--whitespace=error-all"], cwd=TREE,
+        env={**os.environ, **ienv}, input=text, capture_output=True,
+        text=True)
+    return None if res.returncode else git("write-tree", env=ienv)
+
+
+def cmd_absorb(args):
+    """The inverse of assemble: commit i of base..REV becomes entry i of
+    `series`.  The files it adds go to the repository as they are at that
+    commit (assemble copies them whole there, so no later commit may change
+    them but through a patch), its changes to other files become its
+    patches, each the diff of the paths its diff headers name; a path two
+    patches of one commit share keeps the earlier patches' change and
+    gives the rest to the last.  A patch that still makes the very same
+    tree is kept as it is (it may apply with an offset); any other is
+    rewritten as `git diff`, like refresh.  Everything is checked first:
+    the repository is written only if nothing is wrong."""
+    if git("tag", "-l", "base", check=False) != "base":
+        die(f"no tag base in {TREE}: nothing to absorb")
+    rev = git("rev-parse", "--verify", "-q", f"{args.rev}^{{commit}}",
+              check=False)
+    if not rev or subprocess.run(["git", "merge-base", "--is-ancestor",
+                                  "base", rev], cwd=TREE).returncode:
+        die(f"{args.rev} is not a commit on top of base in {TREE}")
+    placeholder, _, _, commits = parse_series(new_ok=True)
+    chain = [line.split() for line in git(
+        "rev-list", "--reverse", "--parents", f"base..{rev}").splitlines()]
+    if len(chain) != len(commits):
+        die(f"base..{args.rev} has {len(chain)} commit(s), `series` "
+            f"{len(commits)} entries: squash or split commits, or edit "
+            "`series`, so that they match one to one")
+    if any(len(c) != 2 for c in chain):
+        die(f"base..{args.rev} has merges: absorb takes a linear history")
+    in_base = set(git_bytes("ls-tree", "-r", "-z", "--name-only", "base")
+                  .decode().split("\0"))
+    index = os.path.join(BUILD, "absorb.index")
+    for f in (index, index + ".check"):
+        if os.path.exists(f):
+            os.remove(f)
+    ienv = {"GIT_INDEX_FILE": index}
+    cenv = {"GIT_INDEX_FILE": index + ".check"}
+    files, patches, added_by, same = {}, {}, {}, 0
+
+    def put(ref, path, ident):
+        """Path as at ref into the index, the poster back to placeholder."""
+        entry = git_bytes("ls-tree", "-z", ref, "--", path).decode()
+        if not entry:
+            git("update-index", "--force-remove", "--", path, env=ienv)
+            return
+        mode, _, blob = entry.split("\t")[0].split()
+        data = git_bytes("cat-file", "blob", blob)
+        if ident != placeholder and ident.encode() in data:
+            blob = git_bytes("hash-object", "-w", "--stdin", inp=data.replace(
+                ident.encode(), placeholder.encode())).decode().strip()
+        git("update-index", "--add", "--cacheinfo", f"{mode},{blob},{path}",
+            env=ienv)
+
+    for n, (c, (cur, parent)) in enumerate(zip(commits, chain), 1):
+        subject, ident, msg = git("log", "-1", "--format=%s%n%an <%ae>%n%B",
+                                  cur).split("\n", 2)
+        where = f"commit {n} '{c.subject}'"
+        if subject != c.subject:
+            print(f"series: warning: commit {n} is '{subject}', `series` "
+                  f"says '{c.subject}' (matched by position)")
+        elif msg.strip() != f"{c.subject}\n\n{c.body}\n\n" \
+                f"Signed-off-by: {ident}":
+            print(f"series: warning: {where}: its message differs from "
+                  "`series`, which absorb does not change")
+        owned = {p: patch_paths(p) for p in c.patches}
+        status = git_bytes("diff-tree", "-r", "-z", "--no-renames",
+                           "--name-status", parent, cur).decode().split("\0")
+        changed, unlisted = set(), []
+        for st, path in zip(status[0::2], status[1::2]):
+            if any(path in paths for paths in owned.values()):
+                changed.add(path)
+            elif path in in_base:
+                die(f"{where} changes {path}, which none of its patches "
+                    f"({' '.join(c.patches) or 'none'}) touches: add it to "
+                    "one, or a new patch to the entry's patches: line")
+            elif path in added_by:
+                die(f"{where} changes {path}, which commit {added_by[path]} "
+                    "adds: assemble copies a new file whole at the commit "
+                    "that lists it, so fold the change into that commit")
+            elif path not in c.files:
+                unlisted.append(path)
+            else:
+                added_by[path] = n
+                entry = git_bytes("ls-tree", "-z", cur, "--",
+                                  path).decode().split("\t")[0].split()
+                if entry[0] not in ("100644", "100755"):
+                    die(f"{where}: {path} is not a regular file")
+                files[path] = (entry[0], git_bytes("cat-file", "blob",
+                                                   entry[2]))
+        if unlisted:
+            die(f"{where} adds files its files: line does not list: "
+                + " ".join(sorted(unlisted)))
+        gone = [f for f in c.files if added_by.get(f) != n]
+        if gone:
+            die(f"{where} no longer adds " + " ".join(gone)
+                + ": take them out of its files: line")
+        git("read-tree", parent, env=ienv)
+        for path in changed:
+            put(parent, path, ident)
+        for i, p in enumerate(c.patches):
+            before = git("write-tree", env=ienv)
+            for path in sorted(owned[p] & changed):
+                if any(path in owned[q] for q in c.patches[i + 1:]):
+                    # Shared with a later patch, which takes the rest.
+                    res = subprocess.run(
+                        ["git", "apply", "--cached", f"--include={path}",
+                         os.path.join(REPO, "patches", p)], cwd=TREE,
+                        env={**os.environ, **ienv}, capture_output=True,
+                        text=True)
+                    if res.returncode:
+                        die(f"{where}: patches/{p}'s change to {path} no "
+                            "longer applies; a later patch of the commit "
+                            f"shares the path:\n{res.stderr.strip()}")
+                else:
+                    put(cur, path, ident)
+            after = git("write-tree", env=ienv)
+            diff = git("diff", "--no-color", "--no-ext-diff", before, after,
+                       "--", *sorted(owned[p]), raw=True)
+            if not diff:
+                die(f"{where} no longer changes the files of patches/{p}: "
+                    "take it out of `series` (and patches/)")
+            with open(os.path.join(REPO, "patches", p),
+                      encoding="utf-8") as f:
+                if applied(before, f.read(), cenv) == after:
+                    same += 1
+                    continue
+            if applied(before, diff, cenv) != after:
+                die(f"{where}: its diff as patches/{p} would not apply in "
+                    "assemble (whitespace errors?)")
+            patches[p] = diff
+    for f in (index, index + ".check"):
+        if os.path.exists(f):
+            os.remove(f)
+
+    wrote = []
+    for path, (mode, data) in files.items():
+        dst = os.path.join(REPO, path)
+        if os.path.isfile(dst) and file_mode(dst) == mode:
+            with open(dst, "rb") as f:
+                if f.read() == data:
+                    same += 1
+                    continue
+        wrote.append((dst, data, mode))
+    for p, diff in patches.items():
+        wrote.append((os.path.join(REPO, "patches", p), diff.encode(), None))
+    for dst, data, mode in wrote:
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        with open(dst, "wb") as f:
+            f.write(data)
+        if mode:
+            os.chmod(dst, 0o755 if mode == "100755" else 0o644)
+        print(f"series: wrote {os.path.relpath(dst, REPO)}")
+    print(f"series: absorbed {len(commits)} commit(s) of {args.rev}: "
+          f"{len(wrote)} file(s) and patch(es) written, {same} unchanged")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -545,9 +730,13 @@ def main():
     for name in ("edit", "refresh"):
         sp = sub.add_parser(name)
         sp.add_argument("patch", help="file name in patches/")
+    sub.add_parser("absorb").add_argument(
+        "rev", nargs="?", default="series",
+        help="the last commit to absorb (default: branch series)")
     args = ap.parse_args()
     {"base": cmd_base, "assemble": cmd_assemble, "format": cmd_format,
-     "verify": cmd_verify, "edit": cmd_edit, "refresh": cmd_refresh}[
+     "verify": cmd_verify, "edit": cmd_edit, "refresh": cmd_refresh,
+     "absorb": cmd_absorb}[
         args.cmd](args)
 
 
