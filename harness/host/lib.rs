@@ -21,6 +21,20 @@ mod kunit;
 #[cfg(test)]
 mod tests;
 
+/// No topology: the benchmarks' and the simulator's fallback goes from a
+/// CPU's listeners to the whole group.
+pub struct NoTopology;
+
+impl table::Topology for NoTopology {
+    fn share_cache(&self, _a: usize, _b: usize) -> bool {
+        false
+    }
+
+    fn same_node(&self, _a: usize, _b: usize) -> bool {
+        false
+    }
+}
+
 /// Builds a table of `listeners` as the kernel does (all members at once,
 /// in order), listener `i` of `n` serving CPU `i * ncpus / n` alone, as the
 /// guest benchmark and the simulator lay them out.  Panics on bad input
@@ -49,8 +63,7 @@ fn table_one_cpu_each(
             listener: l,
             mask: m,
         });
-    table::Table::from_members(policy, inputs, table::Topology::default(), GFP_KERNEL)
-        .expect("table")
+    table::Table::build(policy, inputs, None, GFP_KERNEL).expect("table")
 }
 
 /// For `make bench`: a round-robin table of `n` listeners, listener `i`
@@ -76,7 +89,7 @@ impl BenchTable {
 
     /// One selection for a SYN processed on `cpu`: the listener's index.
     pub fn select(&self, cpu: usize, hash: u32) -> usize {
-        match self.table.pick(cpu, hash) {
+        match self.table.pick(cpu, hash, &NoTopology, true) {
             table::Pick::Cpu(h) | table::Pick::Other(h) | table::Pick::Full(h) => h,
             table::Pick::Empty => usize::MAX,
         }

@@ -147,7 +147,7 @@ pub fn run(setup: &Setup) -> Outcome {
                 let h = ((u64::from(hash) * ls.len() as u64) >> 32) as usize;
                 (h, cpu_of(h, ls.len(), setup.cpus) == cpu)
             }
-            _ => match t.pick(cpu, hash) {
+            _ => match t.pick(cpu, hash, &crate::NoTopology, true) {
                 table::Pick::Cpu(h) => (h, true),
                 table::Pick::Other(h) => (h, false),
                 table::Pick::Full(_) | table::Pick::Empty => {

@@ -3,8 +3,10 @@
 //! property test over random sequences of register, unregister, SYN,
 //! connection end and allocation failure.
 
+use crate::kunit::{gone, handle, Classes, Group};
+use crate::listener::Bell;
 use crate::listener::Listener;
-use crate::table::{check_mask, max_mask_words, Input, Pick, Policy, Table, Topology};
+use crate::table::{check_mask, max_mask_words, Pick, Policy};
 use kernel::alloc::{self as mem, flags::GFP_KERNEL as G};
 use kernel::error::code::{EINVAL, ENOMEM};
 use kernel::sync::{Arc, ArcBorrow};
@@ -27,10 +29,26 @@ fn lref(cap: u32) -> ListenerRef {
     Listener::new(cap, G).unwrap()
 }
 
-/// A table of listeners (handle = index) with the given CPU sets.
-fn table(policy: Policy, sets: &[&[usize]], caps: &[u32]) -> (Table, Vec<ListenerRef>) {
+/// Marks a listener unregistered or registered again, with its cap.
+fn set_gone(l: &Listener, g: bool) {
+    l.configure(l.info().max_conns, g);
+}
+
+/// Sets a listener's cap, keeping its registration.
+fn set_max_conns(l: &Listener, cap: u32) {
+    l.configure(cap, gone(l));
+}
+
+/// The handles a group's table lists for `cpu`, in order.
+fn on(t: &Group, cpu: usize) -> Vec<usize> {
+    t.cpu_handles(cpu, G).unwrap().to_vec()
+}
+
+/// A group of listeners (handle = index) with the given CPU sets, joining
+/// one after the other.
+fn table(policy: Policy, sets: &[&[usize]], caps: &[u32]) -> (Group, Vec<ListenerRef>) {
     let ls: Vec<_> = caps.iter().map(|&c| lref(c)).collect();
-    let mut t = Table::new(policy, 0, &ls[0], &mask_of(sets[0]), G).unwrap();
+    let mut t = Group::new(policy, 0, &ls[0], &mask_of(sets[0]), G).unwrap();
     for (h, set) in sets.iter().enumerate().skip(1) {
         t = t.with_member(h, &ls[h], &mask_of(set), G).unwrap();
     }
@@ -67,8 +85,6 @@ fn policy_values() {
     assert_eq!(Policy::from_uapi(2), Ok(Policy::LeastConns));
     assert_eq!(Policy::from_uapi(3), Err(EINVAL));
     assert_eq!(Policy::from_uapi(u32::MAX), Err(EINVAL));
-    let (t, _ls) = table(Policy::FillFirst, &[&[0]], &[0]);
-    assert_eq!(t.policy(), Policy::FillFirst);
 }
 
 #[test]
@@ -78,13 +94,13 @@ fn order_is_registration_order_and_kept_on_removal() {
         &[&[0, 1], &[1], &[0, 1, 70], &[2]],
         &[0, 0, 0, 0],
     );
-    assert_eq!(t.cpu_handles(0).collect::<Vec<_>>(), [0, 2]);
-    assert_eq!(t.cpu_handles(1).collect::<Vec<_>>(), [0, 1, 2]);
-    assert_eq!(t.cpu_handles(70).collect::<Vec<_>>(), [2]);
-    assert_eq!(t.cpu_handles(3).count(), 0);
-    assert_eq!(t.cpu_handles(1000).count(), 0);
+    assert_eq!(on(&t, 0), [0, 2]);
+    assert_eq!(on(&t, 1), [0, 1, 2]);
+    assert_eq!(on(&t, 70), [2]);
+    assert_eq!(on(&t, 3).len(), 0);
+    assert_eq!(on(&t, 1000).len(), 0);
     let t = t.without_member(0, G).unwrap();
-    assert_eq!(t.cpu_handles(1).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(on(&t, 1), [1, 2]);
     assert_eq!(t.handles().collect::<Vec<_>>(), [1, 2, 3]);
 }
 
@@ -92,15 +108,15 @@ fn order_is_registration_order_and_kept_on_removal() {
 fn reconfiguration_keeps_position() {
     let (t, ls) = table(Policy::FillFirst, &[&[0], &[0], &[0]], &[0, 0, 0]);
     let t = t.with_member(0, &ls[0], &mask_of(&[1]), G).unwrap();
-    assert_eq!(t.cpu_handles(0).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(on(&t, 0), [1, 2]);
     let t = t.with_member(0, &ls[0], &mask_of(&[0]), G).unwrap();
-    assert_eq!(t.cpu_handles(0).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(on(&t, 0), [0, 1, 2]);
 }
 
 #[test]
 fn round_robin_is_strict() {
     let (t, _ls) = table(Policy::RoundRobin, &[&[0], &[0, 1], &[0]], &[0, 0, 0]);
-    let seq: Vec<_> = (0..9).map(|_| t.select(0, 0).handle()).collect();
+    let seq: Vec<_> = (0..9).map(|_| handle(t.select(0, 0))).collect();
     // A rotation: each listener once per round, in the same order.
     assert_eq!(seq[0..3], seq[3..6]);
     assert_eq!(seq[3..6], seq[6..9]);
@@ -119,7 +135,7 @@ fn round_robin_balance_k_over_n() {
         for k in [0usize, 1, 7, 100] {
             let mut got = vec![0usize; n];
             for _ in 0..k {
-                got[t.select(3, 0).handle()] += 1;
+                got[handle(t.select(3, 0))] += 1;
             }
             for g in got {
                 assert!(g == k / n || g == k.div_ceil(n), "n={n} k={k}");
@@ -132,18 +148,18 @@ fn round_robin_balance_k_over_n() {
 fn round_robin_skips_full_and_counts_it() {
     let (t, ls) = table(Policy::RoundRobin, &[&[0], &[0], &[0]], &[0, 1, 0]);
     assert!(ls[1].admit());
-    let picks: Vec<_> = (0..6).map(|_| t.select(0, 0).handle()).collect();
+    let picks: Vec<_> = (0..6).map(|_| handle(t.select(0, 0))).collect();
     // The two with room alternate: the full one's turns are not handed
     // to its neighbour.
     assert!(!picks.contains(&1));
     assert!(picks.windows(2).all(|w| w[0] != w[1]), "{picks:?}");
     assert_eq!(picks.iter().filter(|&&h| h == 0).count(), 3);
-    assert_eq!(ls[1].info().full_skips, 3);
+    assert_eq!(t.info(&ls[1]).full_skips, 3);
 }
 
 /// Takes a connection on CPU `cpu` as the kernel would: select, admit.
-fn connect(t: &Table, ls: &[ListenerRef], cpu: usize, hash: u32) -> usize {
-    let h = t.select(cpu, hash).handle();
+fn connect(t: &Group, ls: &[ListenerRef], cpu: usize, hash: u32) -> usize {
+    let h = handle(t.select(cpu, hash));
     assert!(ls[h].admit(), "picked listener {h} refused");
     ls[h].hand();
     h
@@ -233,7 +249,7 @@ fn fill_first_takes_first_with_room() {
     let (t, ls) = table(Policy::FillFirst, &[&[0], &[0], &[0]], &[2, 1, 0]);
     let mut order = vec![];
     for _ in 0..5 {
-        let h = t.select(0, 0).handle();
+        let h = handle(t.select(0, 0));
         assert!(ls[h].admit());
         order.push(h);
     }
@@ -253,18 +269,18 @@ fn a_lookup_is_not_a_connection() {
     for _ in 0..5 {
         assert_eq!(t.pick(0, 0), Pick::Cpu(1));
     }
-    assert_eq!(ls[0].info().full_skips, 0);
+    assert_eq!(t.info(&ls[0]).full_skips, 0);
     // The request listener 1 takes moves the turn past it, over the full
     // one: the next pick starts from listener 0 again, still full.
-    t.turn(0, 1);
-    assert_eq!(ls[0].info().full_skips, 1);
+    t.table().turn(0, 1);
+    assert_eq!(t.info(&ls[0]).full_skips, 1);
     assert!(ls[0].release());
     assert_eq!(t.pick(0, 0), Pick::Cpu(0));
     // Taken by a member of another CPU: each of CPU 0's full listeners
     // is passed over once, and its turn does not move.
     assert!(ls[0].admit());
-    t.turn(0, 2);
-    assert_eq!(ls[0].info().full_skips, 2);
+    t.table().turn(0, 2);
+    assert_eq!(t.info(&ls[0]).full_skips, 2);
     assert_eq!(t.pick(0, 0), Pick::Cpu(1));
 }
 
@@ -273,13 +289,13 @@ fn a_left_group_never_picks_a_relistened_listener() {
     // Listener 1 leaves this group's table and registers elsewhere: this
     // table, which may stay published for a while, must not pick it.
     let (t, ls) = table(Policy::RoundRobin, &[&[0], &[0]], &[0, 0]);
-    ls[1].set_gone(true);
-    ls[1].set_gone(false);
+    set_gone(&ls[1], true);
+    set_gone(&ls[1], false);
     assert!((0..4).all(|_| t.select(0, 0) == Pick::Cpu(0)));
-    ls[0].set_gone(true);
+    set_gone(&ls[0], true);
     assert_eq!(t.pick(0, 0), Pick::Empty);
     // A table built for its new registration picks it.
-    let t2 = Table::new(Policy::RoundRobin, 1, &ls[1], &mask_of(&[0]), G).unwrap();
+    let t2 = Group::new(Policy::RoundRobin, 1, &ls[1], &mask_of(&[0]), G).unwrap();
     assert_eq!(t2.pick(0, 0), Pick::Cpu(1));
 }
 
@@ -289,29 +305,18 @@ fn a_build_leaves_out_who_left_before_it() {
     // reads an odd registration and gives it no place on its CPUs, so it
     // is never picked, not even once it registers again (elsewhere).
     let (l0, l1) = (Listener::new(0, G).unwrap(), Listener::new(0, G).unwrap());
-    l1.set_gone(true);
+    set_gone(&l1, true);
     let (m0, m1) = (mask_of(&[0, 1]), mask_of(&[1]));
-    let inputs = [(0, &l0, &m0), (1, &l1, &m1)].map(|(h, l, m)| Input {
-        handle: h,
-        listener: l,
-        mask: m,
-    });
-    let t = Table::from_members(
-        Policy::RoundRobin,
-        inputs.into_iter(),
-        Topology::default(),
-        G,
-    )
-    .unwrap();
-    assert!(t.cpu_handles(1).eq([0]));
-    assert!(t.cpu_handles(0).eq([0]));
+    let t = Group::of(Policy::RoundRobin, &[(0, &l0, &m0), (1, &l1, &m1)], G).unwrap();
+    assert!(on(&t, 1) == [0]);
+    assert!(on(&t, 0) == [0]);
     // Listener 0 full: nothing of CPU 1 has room, and listener 1, still
     // gone, is not picked instead (selection tests no parity).
-    l0.set_max_conns(1);
+    set_max_conns(&l0, 1);
     assert!(l0.admit());
     assert_eq!(t.pick(1, 0), Pick::Full(0));
     // Registered again, it is still not this table's.
-    l1.set_gone(false);
+    set_gone(&l1, false);
     assert_eq!(t.pick(1, 0), Pick::Full(0));
     assert!(l0.release());
     assert!((0..4).all(|_| t.select(1, 0) == Pick::Cpu(0)));
@@ -322,17 +327,15 @@ fn one_build_equals_registrations_in_turn() {
     let sets: [&[usize]; 4] = [&[0, 1], &[1], &[0, 70], &[3]];
     let (chained, ls) = table(Policy::RoundRobin, &sets, &[0; 4]);
     let masks: Vec<_> = sets.iter().map(|s| mask_of(s)).collect();
-    let inputs = ls.iter().zip(&masks).enumerate().map(|(h, (l, m))| Input {
-        handle: h,
-        listener: l,
-        mask: m,
-    });
-    let once = Table::from_members(Policy::RoundRobin, inputs, Topology::default(), G).unwrap();
+    let members: Vec<_> = ls
+        .iter()
+        .zip(&masks)
+        .enumerate()
+        .map(|(h, (l, m))| (h, l, m.as_slice()))
+        .collect();
+    let once = Group::of(Policy::RoundRobin, &members, G).unwrap();
     for cpu in 0..72 {
-        assert!(
-            once.cpu_handles(cpu).eq(chained.cpu_handles(cpu)),
-            "CPU {cpu}"
-        );
+        assert_eq!(on(&once, cpu), on(&chained, cpu), "CPU {cpu}");
     }
     assert!(once.handles().eq(chained.handles()));
 }
@@ -355,27 +358,62 @@ fn fallback_order_and_full() {
     assert!(!ls[2].admit());
     // Passed over on its own CPU for two connections; neither CPU 3's
     // nor the SYN dropped with every member full counts.
-    assert_eq!(ls[0].info().full_skips, 2);
+    assert_eq!(t.info(&ls[0]).full_skips, 2);
 }
 
-/// A table of listeners (handle = index, no cap unless given) built at
-/// once with a topology.
+/// A group whose fallback sees a topology.
+struct Topo {
+    g: Group,
+    llc: Vec<u32>,
+    node: Vec<u32>,
+}
+
+impl Topo {
+    fn pick(&self, cpu: usize, hash: u32) -> Pick {
+        let topo = Classes {
+            llc: &self.llc,
+            node: &self.node,
+        };
+        self.g.table().pick(cpu, hash, &topo, true)
+    }
+
+    fn with_member(&self, h: usize, l: &ListenerRef, mask: &[u64]) -> Topo {
+        Topo {
+            g: self.g.with_member(h, l, mask, G).unwrap(),
+            llc: self.llc.clone(),
+            node: self.node.clone(),
+        }
+    }
+
+    fn without_member(&self, h: usize) -> Topo {
+        Topo {
+            g: self.g.without_member(h, G).unwrap(),
+            llc: self.llc.clone(),
+            node: self.node.clone(),
+        }
+    }
+}
+
+/// A group of listeners (handle = index, no cap unless given) built at
+/// once, with a topology.
 fn table_topo(
     policy: Policy,
     sets: &[&[usize]],
     caps: &[u32],
     llc: &[u32],
     node: &[u32],
-) -> (Table, Vec<ListenerRef>) {
+) -> (Topo, Vec<ListenerRef>) {
     let ls: Vec<_> = caps.iter().map(|&c| lref(c)).collect();
     let masks: Vec<_> = sets.iter().map(|s| mask_of(s)).collect();
-    let inputs = ls.iter().zip(&masks).enumerate().map(|(h, (l, m))| Input {
-        handle: h,
-        listener: l,
-        mask: m,
-    });
-    let t = Table::from_members(policy, inputs, Topology { llc, node }, G).unwrap();
-    (t, ls)
+    let members: Vec<_> = ls
+        .iter()
+        .zip(&masks)
+        .enumerate()
+        .map(|(h, (l, m))| (h, l, m.as_slice()))
+        .collect();
+    let g = Group::of(policy, &members, G).unwrap();
+    let (llc, node) = (llc.to_vec(), node.to_vec());
+    (Topo { g, llc, node }, ls)
 }
 
 /// Eight CPUs: caches {0,1} {2,3} {4,5} {6,7}, nodes {0-3} {4-7}.
@@ -415,10 +453,10 @@ fn fallback_nearest_first() {
 }
 
 #[test]
-fn fallback_near_lists_each_member_once_and_spread() {
-    // Listener 0 on CPUs 0 and 1 (full); 1 and 2 on CPU 1 with room: CPU
-    // 0's cache list is {0, 1, 2}, so the hash spreads over 1 and 2
-    // evenly rather than favouring whoever has more CPUs there.
+fn fallback_spreads_over_a_near_cpus_listeners() {
+    // Listener 0 on CPUs 0 and 1 (full); 1 and 2 on CPU 1 with room: the
+    // scan of CPU 1, CPU 0's cache neighbour, starts where the hash
+    // points among {0, 1, 2}, so the hash spreads over 1 and 2.
     let sets: [&[usize]; 3] = [&[0, 1], &[1], &[1]];
     let (t, ls) = table_topo(Policy::FillFirst, &sets, &[1, 0, 0], &LLC8, &NODE8);
     assert!(ls[0].admit());
@@ -459,15 +497,15 @@ fn fallback_topology_survives_rebuilds_and_skips_the_gone() {
     let (t, ls) = table_topo(Policy::RoundRobin, &sets, &[1, 1, 0], &LLC8, &NODE8);
     assert!(ls[0].admit());
     let l3 = lref(0);
-    let t = t.with_member(3, &l3, &mask_of(&[3]), G).unwrap();
+    let t = t.with_member(3, &l3, &mask_of(&[3]));
     assert!(hashes().all(|h| t.pick(0, h) == Pick::Other(1)));
     assert!(ls[1].admit());
     // Listener 3 (CPU 3) is on node 0, listener 2 is not.
     assert!(hashes().all(|h| t.pick(0, h) == Pick::Other(3)));
     // Gone, it is skipped at once, then left out of the next build.
-    l3.set_gone(true);
+    set_gone(&l3, true);
     assert!(hashes().all(|h| t.pick(0, h) == Pick::Other(2)));
-    let t = t.without_member(3, G).unwrap();
+    let t = t.without_member(3);
     assert!(hashes().all(|h| t.pick(0, h) == Pick::Other(2)));
 }
 
@@ -522,9 +560,9 @@ proptest! {
 #[test]
 fn gone_listeners_are_never_picked() {
     let (t, ls) = table(Policy::RoundRobin, &[&[0], &[0]], &[0, 0]);
-    ls[0].set_gone(true);
+    set_gone(&ls[0], true);
     assert!((0..4).all(|_| t.select(0, 0) == Pick::Cpu(1)));
-    ls[1].set_gone(true);
+    set_gone(&ls[1], true);
     assert_eq!(t.select(0, 0), Pick::Empty);
     // A rebuild drops them.
     let t2 = t.without_member(99, G).unwrap();
@@ -535,9 +573,9 @@ fn gone_listeners_are_never_picked() {
 #[test]
 fn cursor_survives_unrelated_change() {
     let (t, ls) = table(Policy::RoundRobin, &[&[0], &[0], &[1]], &[0, 0, 0]);
-    let a = t.select(0, 0).handle();
+    let a = handle(t.select(0, 0));
     let t = t.with_member(2, &ls[2], &mask_of(&[5]), G).unwrap();
-    let b = t.select(0, 0).handle();
+    let b = handle(t.select(0, 0));
     assert_ne!(a, b);
 }
 
@@ -545,7 +583,7 @@ fn cursor_survives_unrelated_change() {
 fn admission_respects_cap_and_release_floor() {
     let l = lref(2);
     assert!(l.admit() && l.admit() && !l.admit());
-    l.set_max_conns(1);
+    set_max_conns(&l, 1);
     assert!(!l.admit());
     assert_eq!(l.info().active_conns, 2);
     // Only slots handed to a connection count in the total.
@@ -556,7 +594,7 @@ fn admission_respects_cap_and_release_floor() {
     assert!(!l.release());
     assert_eq!(l.info().active_conns, 0);
     assert_eq!(l.info().total_conns, 2);
-    l.set_max_conns(0);
+    set_max_conns(&l, 0);
     assert!((0..100).all(|_| l.admit()));
 }
 
@@ -625,7 +663,7 @@ fn failed_builds_leave_nothing_behind() {
             assert_eq!(e, ENOMEM);
         }
     }
-    assert_eq!(t.cpu_handles(1).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(on(&t, 1), [0, 1]);
     drop(extra);
     assert_eq!(mem::live(), before);
     drop((t, ls));
@@ -636,18 +674,89 @@ fn failed_builds_leave_nothing_behind() {
 fn many_listeners_many_cpus() {
     let n = 256;
     let ls: Vec<_> = (0..n).map(|_| lref(0)).collect();
-    let mut t = Table::new(Policy::RoundRobin, 0, &ls[0], &mask_of(&[0]), G).unwrap();
+    let mut t = Group::new(Policy::RoundRobin, 0, &ls[0], &mask_of(&[0]), G).unwrap();
     for (h, l) in ls.iter().enumerate().skip(1) {
         t = t
             .with_member(h, l, &mask_of(&[h % 256, (h * 7) % 256]), G)
             .unwrap();
     }
     for cpu in 0..256 {
-        let on: Vec<_> = t.cpu_handles(cpu).collect();
-        assert!(!on.is_empty());
-        assert!(on.windows(2).all(|w| w[0] < w[1]));
-        assert!(matches!(t.select(cpu, 0), Pick::Cpu(h) if on.contains(&h)));
+        let mine = on(&t, cpu);
+        assert!(!mine.is_empty());
+        assert!(mine.windows(2).all(|w| w[0] < w[1]));
+        assert!(matches!(t.select(cpu, 0), Pick::Cpu(h) if mine.contains(&h)));
     }
+}
+
+/// `n` listeners of CPU 0 with a cap of one, all but the last full, in a
+/// group with a bell that they ring.
+fn all_but_last_full(policy: Policy, n: usize) -> (Group, Vec<ListenerRef>, Arc<Bell>) {
+    let sets: Vec<&[usize]> = vec![&[0]; n];
+    let (t, ls) = table(policy, &sets, &vec![1; n]);
+    let bell = Bell::new(G).unwrap();
+    let t = t.with_bell(&bell, G).unwrap();
+    for l in &ls {
+        // SAFETY: The callers keep `bell` until their last release.
+        unsafe { l.set_bell(&*bell) };
+    }
+    for l in &ls[..n - 1] {
+        assert!(l.admit());
+    }
+    (t, ls, bell)
+}
+
+#[test]
+fn full_listeners_are_skipped_until_one_gets_room() {
+    for policy in [Policy::FillFirst, Policy::RoundRobin, Policy::LeastConns] {
+        let n = 200;
+        let (t, ls, _bell) = all_but_last_full(policy, n);
+        for _ in 0..5 {
+            assert_eq!(t.select(0, 7), Pick::Cpu(n - 1), "{policy:?}");
+        }
+        // Room again: the bell rings, and the CPU looks again at once.
+        assert!(ls[37].release());
+        assert_eq!(t.select(0, 7), Pick::Cpu(37), "{policy:?}");
+        // A raised cap rings it too; the rotations reach it after 199.
+        assert!(ls[37].admit());
+        ls[5].configure(2, false);
+        if policy != Policy::FillFirst {
+            assert_eq!(t.select(0, 7), Pick::Cpu(n - 1), "{policy:?}");
+        }
+        assert_eq!(t.select(0, 7), Pick::Cpu(5), "{policy:?}");
+        // Each full listener passed over counts one skip per request;
+        // least connections counts those it compared, up to eight.
+        let skips: u64 = ls.iter().map(|l| t.info(l).full_skips).sum();
+        let least = if policy == Policy::LeastConns {
+            5
+        } else {
+            5 * (n as u64 - 1)
+        };
+        assert!(skips > least, "{policy:?}: {skips}");
+    }
+}
+
+#[test]
+fn a_cpu_believes_its_notes_until_the_bell_rings() {
+    let n = 130;
+    let (t, ls, _bell) = all_but_last_full(Policy::FillFirst, n);
+    // The first selection notes listeners 1 to n - 2 full.
+    assert_eq!(t.select(0, 0), Pick::Cpu(n - 1));
+    // Room without a ring (a listener told of no bell): still skipped,
+    // which shows that the CPU reads its notes, not the listeners.
+    // SAFETY: NULL: no bell.
+    unsafe { ls[99].set_bell(core::ptr::null()) };
+    assert!(ls[99].release());
+    assert_eq!(t.select(0, 0), Pick::Cpu(n - 1));
+    // A lookup from elsewhere (not the CPU's own) reads the listeners.
+    assert_eq!(
+        t.table().pick(0, 0, &crate::NoTopology, false),
+        Pick::Cpu(99)
+    );
+    // Any ring and the CPU looks again.
+    assert!(ls[3].release());
+    assert_eq!(t.select(0, 0), Pick::Cpu(3));
+    assert!(ls[3].admit());
+    assert_eq!(t.select(0, 0), Pick::Cpu(99));
 }
 
 // The model-based property test.
@@ -706,13 +815,16 @@ struct ModelListener {
 
 struct Model {
     policy: Policy,
-    table: Option<Table>,
+    table: Option<Group>,
     /// Handles in the table, in order (gone ones included until rebuilt).
     order: Vec<usize>,
     ls: Vec<Option<ModelListener>>,
     conns: Vec<(usize, ListenerRef)>,
     /// The table's round-robin cursors, by CPU.
     cursors: std::collections::HashMap<usize, u32>,
+    /// The group's bell, which every listener rings: each CPU skips the
+    /// listeners it found full until then, and the model must not see it.
+    bell: Arc<Bell>,
 }
 
 impl Model {
@@ -810,21 +922,29 @@ impl Model {
             return;
         };
         assert_eq!(t.handles().collect::<Vec<_>>(), self.order);
-        for cpu in 0..NCPU + 2 {
-            let want: Vec<_> = self
-                .order
-                .iter()
-                .copied()
-                .filter(|&h| self.ls[h].as_ref().unwrap().cpus.contains(&cpu))
-                .collect();
-            assert_eq!(t.cpu_handles(cpu).collect::<Vec<_>>(), want, "cpu {cpu}");
-        }
         for l in self.ls.iter().flatten() {
-            let info = l.lref.info();
+            let info = t.info(&l.lref);
             assert_eq!(info.active_conns, l.active);
             assert_eq!(info.total_conns, l.total);
             assert_eq!(info.full_skips, l.skips);
             assert_eq!(info.max_conns, l.cap);
+        }
+    }
+
+    /// What the table lists for each CPU: found by building tables, so
+    /// only once no allocation is made to fail.
+    fn check_order(&self) {
+        let Some(t) = &self.table else {
+            return;
+        };
+        for cpu in (0..6).chain(NCPU - 8..NCPU + 2) {
+            let want: Vec<_> = self
+                .order
+                .iter()
+                .copied()
+                .filter(|&h| self.live(h) && self.ls[h].as_ref().unwrap().cpus.contains(&cpu))
+                .collect();
+            assert_eq!(on(t, cpu), want, "cpu {cpu}");
         }
     }
 
@@ -851,7 +971,12 @@ impl Model {
         let (l, fresh) = match self.ls[h].as_ref() {
             Some(m) => (m.lref.clone(), false),
             None => match Listener::new(cap, G) {
-                Ok(l) => (l, true),
+                Ok(l) => {
+                    // SAFETY: The model's bell outlives every release of
+                    // its listeners: all connections end before it goes.
+                    unsafe { l.set_bell(&*self.bell) };
+                    (l, true)
+                }
                 Err(e) => {
                     assert_eq!(e, ENOMEM);
                     return;
@@ -860,10 +985,12 @@ impl Model {
         };
         // C registers the listener when it joins, then builds the table
         // for that registration.
-        let was_gone = l.is_gone();
-        l.set_gone(false);
+        let was_gone = gone(&l);
+        set_gone(&l, false);
         let built = match &self.table {
-            None => Table::new(self.policy, h, &l, &mask, G),
+            None => {
+                Group::new(self.policy, h, &l, &mask, G).and_then(|g| g.with_bell(&self.bell, G))
+            }
             Some(t) => t.with_member(h, &l, &mask, G),
         };
         let t = match built {
@@ -872,13 +999,13 @@ impl Model {
                 // Nothing changed; a fresh listener is simply dropped.
                 assert_eq!(e, ENOMEM);
                 if was_gone {
-                    l.set_gone(true);
+                    set_gone(&l, true);
                 }
                 return;
             }
         };
         // Committed: what C does once the new table is published.
-        l.set_max_conns(cap);
+        set_max_conns(&l, cap);
         self.table = Some(t);
         if fresh {
             self.ls[h] = Some(ModelListener {
@@ -919,13 +1046,15 @@ impl Model {
                 self.rebuild_cursors();
             }
             Err(e) => {
-                // C's fallback: keep the old table, mark the listener gone.
+                // C's fallback: keep the old table, mark the listener gone
+                // once its full skips there are its own.
                 assert_eq!(e, ENOMEM);
-                self.ls[h].as_ref().unwrap().lref.set_gone(true);
+                t.table().fold(&self.ls[h].as_ref().unwrap().lref);
+                set_gone(&self.ls[h].as_ref().unwrap().lref, true);
                 self.ls[h].as_mut().unwrap().registered = false;
             }
         }
-        self.ls[h].as_ref().unwrap().lref.set_gone(true);
+        set_gone(&self.ls[h].as_ref().unwrap().lref, true);
     }
 
     fn syn(&mut self, cpu: usize, hash: u32) {
@@ -974,13 +1103,16 @@ proptest! {
                    ops in prop::collection::vec(op(), 1..120)) {
         let before = mem::live();
         let policy = Policy::from_uapi(policy).unwrap();
+        let bell = Bell::new(G).unwrap();
         let mut m = Model { policy, table: None, order: vec![],
-                            ls: (0..NH).map(|_| None).collect(), conns: vec![], cursors: Default::default() };
+                            ls: (0..NH).map(|_| None).collect(), conns: vec![], cursors: Default::default(),
+                            bell };
         for op in &ops {
             m.apply(op);
             m.check();
         }
         mem::fail_after(None);
+        m.check_order();
         // Every end path gives its count back: all connections end.
         while !m.conns.is_empty() {
             m.apply(&Op::End { k: 0 });

@@ -20,11 +20,17 @@
  * with RCU under the lock, after reuserps_table_carry(), and frees the old
  * one with reuserps_table_free() after a grace period.
  * reuserps_table_pick(), the lookup's fast path, and reuserps_table_select()
- * run under rcu_read_lock() in any context: no lock, no allocation, no
- * write; reuserps_table_turn() records that a
- * listener took a connection request (its CPU's round-robin turn and the
- * full listeners passed over), in the same context.
- * reuserps_listener_new() may sleep.
+ * run under rcu_read_lock() in any context: no lock, no allocation;
+ * reuserps_table_turn() records that a listener took a connection request
+ * (its CPU's round-robin turn and the full listeners passed over), in the
+ * same context.  Each CPU writes only its own part of a table.
+ *
+ * struct reuserps_bell, one per group, tells the CPUs when a listener of
+ * the group gets room again, so that they can skip those they found full
+ * until then: reuserps_listener_release() rings the bell its listener was
+ * given with reuserps_listener_set_bell(), and must run under
+ * rcu_read_lock(); the group puts its bell in the RCU callback that frees
+ * it.  reuserps_listener_new() may sleep.
  */
 #ifndef _NET_REUSERPS_H
 #define _NET_REUSERPS_H
@@ -32,6 +38,7 @@
 #include <linux/types.h>
 #include <uapi/linux/reuserps.h>
 
+struct reuserps_bell;
 struct reuserps_listener;
 struct reuserps_table;
 struct sock;
@@ -49,49 +56,43 @@ bool reuserps_listener_room(struct reuserps_listener *l);
 bool reuserps_listener_release(struct reuserps_listener *l);
 void reuserps_listener_configure(struct reuserps_listener *l, u32 max_conns,
 				 bool gone);
-void reuserps_listener_info(struct reuserps_listener *l, u32 policy,
+void reuserps_listener_set_bell(struct reuserps_listener *l,
+				struct reuserps_bell *bell);
+void reuserps_listener_info(struct reuserps_listener *l,
+			    const struct reuserps_table *t, u32 policy,
 			    struct reuserps_info *info);
+struct reuserps_bell *reuserps_bell_new(void);
+void reuserps_bell_put(struct reuserps_bell *b);
 
 /**
  * struct reuserps_member - a listener as input to reuserps_table_build()
- * @sk: the listening socket, which selection returns
- * @listener: its state; the caller holds a reference during the build
+ * @sk: the listening socket, which selection returns; the caller holds a
+ *	reference during the build
+ * @listener: its state, which @sk's request holds
  * @cpus: the CPUs it is registered for
  * @mask_words: the number of 64-bit words at @cpus
  * @seq: its place in registration order; members are passed in that order
  */
 struct reuserps_member {
-	const struct sock		*sk;
+	struct sock			*sk;
 	struct reuserps_listener	*listener;
 	const u64			*cpus;
 	u32				mask_words;
 	u32				seq;
 };
 
-/**
- * struct reuserps_topo - where the CPUs are, as input to reuserps_table_build()
- * @llc: per CPU, the id of its last level cache: a CPU number below @nr
- * @node: per CPU, the id of its NUMA node: a CPU number below @nr
- * @nr: the number of entries of each (nr_cpu_ids)
- *
- * An id of U32_MAX puts the CPU in no class: its fallback skips that step.
- */
-struct reuserps_topo {
-	const u32	*llc;
-	const u32	*node;
-	u32		nr;
-};
-
 int reuserps_table_build(u32 policy, const struct reuserps_member *members,
-			 u32 n, const struct reuserps_topo *topo,
+			 u32 n, struct reuserps_bell *bell,
 			 const struct reuserps_table **new);
 void reuserps_table_carry(const struct reuserps_table *new,
 			  const struct reuserps_table *old);
 void reuserps_table_free(const struct reuserps_table *t);
 struct sock *reuserps_table_pick(const struct reuserps_table *t, u32 cpu);
 struct sock *reuserps_table_select(const struct reuserps_table *t, u32 cpu,
-				   u32 hash);
+				   u32 hash, bool own);
 void reuserps_table_turn(const struct reuserps_table *t, u32 cpu,
 			 const struct sock *sk);
+void reuserps_table_fold(const struct reuserps_table *t,
+			 struct reuserps_listener *l);
 
 #endif /* _NET_REUSERPS_H */

@@ -33,9 +33,11 @@ use kernel::{
     sync::{
         Arc,
         ArcBorrow, //
-    }, //
+    },
+    types::ForeignOwnable, //
 };
 use listener::{
+    Bell,
     Listener,
     Room, //
 };
@@ -46,6 +48,33 @@ use table::{
     Table,
     Topology, //
 };
+
+/// The topology as the kernel knows it when the fallback asks.
+struct KernelTopology;
+
+impl KernelTopology {
+    /// `a` and `b` as C CPU numbers, if both are possible CPUs.
+    fn cpus(a: usize, b: usize) -> Option<(c_int, c_int)> {
+        let nr = kernel::cpu::nr_cpu_ids() as usize;
+        if a >= nr || b >= nr {
+            return None;
+        }
+        Some((c_int::try_from(a).ok()?, c_int::try_from(b).ok()?))
+    }
+}
+
+impl Topology for KernelTopology {
+    fn share_cache(&self, a: usize, b: usize) -> bool {
+        // SAFETY: Both are possible CPUs; any context.
+        Self::cpus(a, b).is_some_and(|(a, b)| unsafe { bindings::cpus_share_cache(a, b) })
+    }
+
+    fn same_node(&self, a: usize, b: usize) -> bool {
+        // SAFETY: Both are possible CPUs; any context.
+        Self::cpus(a, b)
+            .is_some_and(|(a, b)| unsafe { bindings::cpu_to_node(a) == bindings::cpu_to_node(b) })
+    }
+}
 
 // The uapi layouts and values the C side and user space rely on: a
 // change that would break them fails the build.
@@ -93,20 +122,6 @@ unsafe fn mask<'a>(cpus: *const u64, words: u32) -> &'a [u64] {
     unsafe { core::slice::from_raw_parts(cpus, words as usize) }
 }
 
-/// Borrows an array of `n` class ids from C; empty for NULL.
-///
-/// # Safety
-///
-/// Unless `p` is NULL or `n` is 0, `p` must point to `n` properly aligned
-/// `u32`s that stay readable and unchanged for `'a`.
-unsafe fn ids<'a>(p: *const u32, n: u32) -> &'a [u32] {
-    if p.is_null() || n == 0 {
-        return &[];
-    }
-    // SAFETY: The caller guarantees `n` readable entries at `p`.
-    unsafe { core::slice::from_raw_parts(p, n as usize) }
-}
-
 /// Borrows the listener behind a pointer C holds.
 ///
 /// # Safety
@@ -114,13 +129,14 @@ unsafe fn ids<'a>(p: *const u32, n: u32) -> &'a [u32] {
 /// `l` must come from [`reuserps_listener_new`] or [`reuserps_listener_get`]
 /// and the caller must hold that reference for `'a`.
 unsafe fn listener<'a>(l: *mut bindings::reuserps_listener) -> ArcBorrow<'a, Listener> {
-    // SAFETY: `l` came from `Arc::into_raw` and a reference is held for
+    // SAFETY: `l` came from `into_foreign()` and a reference is held for
     // `'a`, by the caller's contract.
-    unsafe { ArcBorrow::from_raw(l.cast_const().cast()) }
+    unsafe { <Arc<Listener> as ForeignOwnable>::borrow(l.cast()) }
 }
 
-fn listener_into_raw(l: Arc<Listener>) -> *mut bindings::reuserps_listener {
-    Arc::into_raw(l).cast_mut().cast()
+/// Hands a reference to a listener to C.
+fn listener_into_foreign(l: Arc<Listener>) -> *mut bindings::reuserps_listener {
+    l.into_foreign().cast()
 }
 
 /// Borrows a table C holds; `None` for NULL.
@@ -130,13 +146,18 @@ fn listener_into_raw(l: Arc<Listener>) -> *mut bindings::reuserps_listener {
 /// `t` must be NULL or come from [`reuserps_table_build`] and not be
 /// freed for `'a`.
 unsafe fn table<'a>(t: *const bindings::reuserps_table) -> Option<&'a Table> {
-    // SAFETY: By the caller's contract `t` is NULL or a live `Table`.
-    unsafe { t.cast::<Table>().as_ref() }
+    if t.is_null() {
+        return None;
+    }
+    // SAFETY: By the caller's contract `t` came from `into_foreign()` and
+    // is not freed for `'a`.
+    Some(unsafe { <KBox<Table> as ForeignOwnable>::borrow(t.cast_mut().cast()) })
 }
 
 /// Boxes a table for C, in process context.
-fn table_into_raw(t: Table) -> Result<*const bindings::reuserps_table> {
-    Ok(KBox::into_raw(KBox::new(t, GFP_KERNEL_ACCOUNT)?)
+fn table_into_foreign(t: Table) -> Result<*const bindings::reuserps_table> {
+    Ok(KBox::new(t, GFP_KERNEL_ACCOUNT)?
+        .into_foreign()
         .cast_const()
         .cast())
 }
@@ -186,7 +207,7 @@ pub unsafe extern "C" fn reuserps_check_req(
 /// None; `unsafe` only because `#[export]` requires it.
 #[export]
 pub unsafe extern "C" fn reuserps_listener_new(max_conns: u32) -> *mut bindings::reuserps_listener {
-    Listener::new(max_conns, GFP_KERNEL).map_or(core::ptr::null_mut(), listener_into_raw)
+    Listener::new(max_conns, GFP_KERNEL).map_or(core::ptr::null_mut(), listener_into_foreign)
 }
 
 /// Takes one more reference to `l` and returns it.
@@ -199,7 +220,7 @@ pub unsafe extern "C" fn reuserps_listener_get(
     l: *mut bindings::reuserps_listener,
 ) -> *mut bindings::reuserps_listener {
     // SAFETY: The caller holds a reference for the duration of the call.
-    listener_into_raw(Arc::from(unsafe { listener(l) }))
+    listener_into_foreign(Arc::from(unsafe { listener(l) }))
 }
 
 /// Drops a reference to `l`; the last one frees it.  Any context.
@@ -209,8 +230,9 @@ pub unsafe extern "C" fn reuserps_listener_get(
 /// `l` must be a reference the caller holds and gives up.
 #[export]
 pub unsafe extern "C" fn reuserps_listener_put(l: *mut bindings::reuserps_listener) {
-    // SAFETY: The caller gives up a reference that came from `into_raw`.
-    drop(unsafe { Arc::<Listener>::from_raw(l.cast_const().cast()) });
+    // SAFETY: The caller gives up a reference that came from
+    // `into_foreign()`.
+    drop(unsafe { <Arc<Listener> as ForeignOwnable>::from_foreign(l.cast()) });
 }
 
 /// Counts a new connection on `l` if its cap allows; false if full.
@@ -249,9 +271,12 @@ pub unsafe extern "C" fn reuserps_listener_room(l: *mut bindings::reuserps_liste
 
 /// Ends a connection counted on `l`; false if none was active (a bug).
 ///
+/// One that leaves `l`'s cap rings its group's bell.
+///
 /// # Safety
 ///
-/// The caller must hold a reference to `l`.
+/// The caller must hold a reference to `l`, and be in an RCU read-side
+/// critical section (the bell stays alive for it).
 #[export]
 pub unsafe extern "C" fn reuserps_listener_release(l: *mut bindings::reuserps_listener) -> bool {
     // SAFETY: The caller holds a reference for the duration of the call.
@@ -274,19 +299,78 @@ pub unsafe extern "C" fn reuserps_listener_configure(
     l.configure(max_conns, gone);
 }
 
-/// Reads the counters of `l` into `info`.
+/// Makes `bell` (NULL: none) the one that releases of `l` ring.
 ///
 /// # Safety
 ///
-/// The caller must hold a reference to `l`; `info` must be writable.
+/// The caller must hold a reference to `l`.  `bell` must be NULL or come
+/// from [`reuserps_bell_new`] and stay alive until this is called again
+/// for `l` and an RCU grace period has passed (C: the group's bell is put
+/// in the RCU callback that frees the group, after its last member left).
+#[export]
+pub unsafe extern "C" fn reuserps_listener_set_bell(
+    l: *mut bindings::reuserps_listener,
+    bell: *mut bindings::reuserps_bell,
+) {
+    let b = if bell.is_null() {
+        core::ptr::null()
+    } else {
+        // SAFETY: By the caller's contract, `bell` came from `into_foreign()`
+        // and is alive.
+        let b = unsafe { <Arc<Bell> as ForeignOwnable>::borrow(bell.cast()) };
+        core::ptr::from_ref::<Bell>(&b)
+    };
+    // SAFETY: The caller holds a reference to `l`; it guarantees the bell's
+    // lifetime, which is what `set_bell()` requires.
+    unsafe { listener(l).set_bell(b) };
+}
+
+/// A group's bell with one reference; NULL without memory.  Any context
+/// (`GFP_ATOMIC`: C makes one with a group, under reuseport_lock).
+///
+/// # Safety
+///
+/// None; `unsafe` only because `#[export]` requires it.
+#[export]
+pub unsafe extern "C" fn reuserps_bell_new() -> *mut bindings::reuserps_bell {
+    Bell::new(GFP_ATOMIC).map_or(core::ptr::null_mut(), |b| b.into_foreign().cast())
+}
+
+/// Drops a reference to a bell; the last one frees it.  Any context.
+///
+/// # Safety
+///
+/// `b` must be NULL or a reference from [`reuserps_bell_new`] that the
+/// caller gives up.
+#[export]
+pub unsafe extern "C" fn reuserps_bell_put(b: *mut bindings::reuserps_bell) {
+    if !b.is_null() {
+        // SAFETY: The caller gives up a reference from `into_foreign()`.
+        drop(unsafe { <Arc<Bell> as ForeignOwnable>::from_foreign(b.cast()) });
+    }
+}
+
+/// Reads the counters of `l` into `info`, with its full skips in `t`, the
+/// current table of its group (NULL: none).
+///
+/// # Safety
+///
+/// The caller must hold a reference to `l`; `t` must be NULL or a live
+/// table (RCU protected); `info` must be writable.
 #[export]
 pub unsafe extern "C" fn reuserps_listener_info(
     l: *mut bindings::reuserps_listener,
+    t: *const bindings::reuserps_table,
     policy: u32,
     info: *mut bindings::reuserps_info,
 ) {
     // SAFETY: The caller holds a reference for the duration of the call.
-    let i = unsafe { listener(l) }.info();
+    let l = unsafe { listener(l) };
+    // SAFETY: The caller guarantees `t` is NULL or live.
+    let i = match unsafe { table(t) } {
+        Some(t) => t.info(&l),
+        None => l.info(),
+    };
     let out = bindings::reuserps_info {
         policy,
         max_conns: i.max_conns,
@@ -299,8 +383,7 @@ pub unsafe extern "C" fn reuserps_listener_info(
     unsafe { info.write(out) };
 }
 
-/// Builds a table of `n` members, in the order given (registration order),
-/// with the fallback's lists for `topo` (none if NULL).
+/// Builds a table of `n` members, in the order given (registration order).
 ///
 /// Stores it in `*new` and returns 0, or returns `-EINVAL` (unknown
 /// policy, a mask past this table's limits) or `-ENOMEM`, leaving
@@ -311,15 +394,14 @@ pub unsafe extern "C" fn reuserps_listener_info(
 ///
 /// `members` points to `n` readable members, each with a listener the
 /// caller holds a reference to and a mask of `mask_words` readable words,
-/// all unchanged during the call; `topo` is NULL or points to a topology
-/// whose arrays each have `nr` readable entries, unchanged during the
-/// call; `new` is writable.
+/// all unchanged during the call; `bell` is NULL or a bell the caller
+/// holds a reference to; `new` is writable.
 #[export]
 pub unsafe extern "C" fn reuserps_table_build(
     policy: u32,
     members: *const bindings::reuserps_member,
     n: u32,
-    topo: *const bindings::reuserps_topo,
+    bell: *mut bindings::reuserps_bell,
     new: *mut *const bindings::reuserps_table,
 ) -> c_int {
     from_result(|| {
@@ -344,20 +426,13 @@ pub unsafe extern "C" fn reuserps_table_build(
             // unchanged during the call.
             mask: unsafe { mask(m.cpus, m.mask_words) },
         });
-        // SAFETY: The caller guarantees `topo` is NULL or readable.
-        let topo = match unsafe { topo.as_ref() } {
-            // SAFETY: The caller guarantees `nr` readable, unchanged
-            // entries in each array.
-            Some(t) => unsafe {
-                Topology {
-                    llc: ids(t.llc, t.nr),
-                    node: ids(t.node, t.nr),
-                }
-            },
-            None => Topology::default(),
-        };
-        let t = Table::from_members(policy, inputs, topo, GFP_KERNEL_ACCOUNT)?;
-        let t = table_into_raw(t)?;
+        let bell = (!bell.is_null()).then(|| {
+            // SAFETY: The caller holds a reference to `bell`, from
+            // `into_foreign()`.
+            Arc::from(unsafe { <Arc<Bell> as ForeignOwnable>::borrow(bell.cast()) })
+        });
+        let t = Table::build(policy, inputs, bell.as_ref(), GFP_KERNEL_ACCOUNT)?;
+        let t = table_into_foreign(t)?;
         // SAFETY: The caller guarantees `new` is writable.
         unsafe { new.write(t) };
         Ok(0)
@@ -393,8 +468,9 @@ pub unsafe extern "C" fn reuserps_table_carry(
 #[export]
 pub unsafe extern "C" fn reuserps_table_free(t: *const bindings::reuserps_table) {
     if !t.is_null() {
-        // SAFETY: The caller guarantees sole ownership of a boxed table.
-        drop(unsafe { KBox::from_raw(t.cast_mut().cast::<Table>()) });
+        // SAFETY: The caller guarantees sole ownership of a table from
+        // `into_foreign()`.
+        drop(unsafe { <KBox<Table> as ForeignOwnable>::from_foreign(t.cast_mut().cast()) });
     }
 }
 
@@ -417,7 +493,7 @@ pub unsafe extern "C" fn reuserps_table_pick(
 ) -> *mut bindings::sock {
     // SAFETY: The caller guarantees `t` is a live, non-NULL table from
     // `reuserps_table_build()` for the whole call.
-    let t = unsafe { &*t.cast::<Table>() };
+    let t = unsafe { <KBox<Table> as ForeignOwnable>::borrow(t.cast_mut().cast()) };
     match t.pick_first(cpu as usize) {
         // Handles are the addresses of member sockets, exposed when added.
         Some(h) => core::ptr::with_exposed_provenance_mut(h),
@@ -429,9 +505,10 @@ pub unsafe extern "C" fn reuserps_table_pick(
 ///
 /// One registered for `cpu` with room, else another member with room,
 /// else (all full) the hash's member, whose admission refuses; NULL if no
-/// member is live.  Softirq, RCU read side: no lock, no allocation, and
-/// no write: the listener that takes the request calls
-/// [`reuserps_table_turn`].
+/// member is live.  RCU read side: no lock, no allocation; the listener
+/// that takes the request calls [`reuserps_table_turn`].  With `own`, the
+/// caller runs on `cpu` with BHs off, and the CPU notes which listeners it
+/// found full and which it chose; else nothing is written.
 ///
 /// # Safety
 ///
@@ -441,12 +518,13 @@ pub unsafe extern "C" fn reuserps_table_select(
     t: *const bindings::reuserps_table,
     cpu: u32,
     hash: u32,
+    own: bool,
 ) -> *mut bindings::sock {
     // SAFETY: The caller guarantees `t` is live for the whole call.
     let Some(t) = (unsafe { table(t) }) else {
         return core::ptr::null_mut();
     };
-    match t.pick(cpu as usize, hash) {
+    match t.pick(cpu as usize, hash, &KernelTopology, own) {
         // Handles are the addresses of member sockets, exposed when added.
         Pick::Cpu(h) | Pick::Other(h) | Pick::Full(h) => core::ptr::with_exposed_provenance_mut(h),
         Pick::Empty => core::ptr::null_mut(),
@@ -469,6 +547,24 @@ pub unsafe extern "C" fn reuserps_table_turn(
     // SAFETY: The caller guarantees `t` is live for the whole call.
     if let Some(t) = unsafe { table(t) } {
         t.turn(cpu as usize, sk.expose_provenance());
+    }
+}
+
+/// Moves `l`'s full skips in `t` to `l`, which leaves its group.  Under
+/// the group's lock, before `l` is marked gone.
+///
+/// # Safety
+///
+/// `t` must be NULL or a live table; the caller must hold a reference to
+/// `l`.
+#[export]
+pub unsafe extern "C" fn reuserps_table_fold(
+    t: *const bindings::reuserps_table,
+    l: *mut bindings::reuserps_listener,
+) {
+    // SAFETY: The caller guarantees `t` is NULL or live, and holds `l`.
+    if let (Some(t), l) = unsafe { (table(t), listener(l)) } {
+        t.fold(&l);
     }
 }
 
@@ -544,34 +640,27 @@ mod ffi_tests {
         let b = unsafe { reuserps_listener_new(0) };
         assert!(!a.is_null() && !b.is_null());
 
-        let member = |sk, l| bindings::reuserps_member {
-            sk,
+        let member = |sk: *const bindings::sock, l| bindings::reuserps_member {
+            sk: sk.cast_mut(),
             listener: l,
             cpus: m,
             mask_words: 1,
             seq: 0,
         };
         let both = [member(sx, a), member(sy, b)];
-        // Eight CPUs sharing one cache and node: CPU 5's fallback starts
-        // with CPU 0's listeners.
-        let ids = [0u32; 8];
-        let topo = bindings::reuserps_topo {
-            llc: ids.as_ptr(),
-            node: ids.as_ptr(),
-            nr: 8,
-        };
-        // SAFETY: `both` has two members with held listeners and masks;
-        // `topo` has 8 readable ids in each array.
-        let err = unsafe { reuserps_table_build(ff, both.as_ptr(), 2, &topo, &mut t2) };
+        // SAFETY: `both` has two members with held listeners and masks.
+        let err =
+            unsafe { reuserps_table_build(ff, both.as_ptr(), 2, core::ptr::null_mut(), &mut t2) };
         assert_eq!(err, 0);
         // SAFETY: `both` as above; the policy is unknown.
-        let err = unsafe { reuserps_table_build(7, both.as_ptr(), 2, core::ptr::null(), &mut t3) };
+        let err =
+            unsafe { reuserps_table_build(7, both.as_ptr(), 2, core::ptr::null_mut(), &mut t3) };
         assert_eq!(err, EINVAL.to_errno());
         assert!(t3.is_null());
 
         // Fill first: `a` until its cap of 1, then `b`.
         // SAFETY: `t2` is live.
-        assert!(unsafe { reuserps_table_select(t2, 0, 0) }.cast_const() == sx);
+        assert!(unsafe { reuserps_table_select(t2, 0, 0, false) }.cast_const() == sx);
         // SAFETY: `t2` is live and not NULL.
         assert!(unsafe { reuserps_table_pick(t2, 0) }.cast_const() == sx);
         // SAFETY: `a` is held.
@@ -585,7 +674,7 @@ mod ffi_tests {
         // SAFETY: `a` is held.
         assert!(!unsafe { reuserps_listener_admit(a) });
         // SAFETY: `t2` is live.
-        assert!(unsafe { reuserps_table_select(t2, 0, 0) }.cast_const() == sy);
+        assert!(unsafe { reuserps_table_select(t2, 0, 0, false) }.cast_const() == sy);
         // The fast path tries `a` alone, and leaves the rest to select.
         // SAFETY: `t2` is live and not NULL.
         assert!(unsafe { reuserps_table_pick(t2, 0) }.is_null());
@@ -598,11 +687,11 @@ mod ffi_tests {
         unsafe { reuserps_table_turn(t2, 0, sy) };
         // A CPU without listeners: the member with room.
         // SAFETY: `t2` is live.
-        assert!(unsafe { reuserps_table_select(t2, 5, 0) }.cast_const() == sy);
+        assert!(unsafe { reuserps_table_select(t2, 5, 0, false) }.cast_const() == sy);
 
         let mut info = core::mem::MaybeUninit::<bindings::reuserps_info>::uninit();
-        // SAFETY: `a` is held; `info` is writable.
-        unsafe { reuserps_listener_info(a, ff, info.as_mut_ptr()) };
+        // SAFETY: `a` is held; `t2` is live; `info` is writable.
+        unsafe { reuserps_listener_info(a, t2, ff, info.as_mut_ptr()) };
         // SAFETY: `reuserps_listener_info()` wrote it whole.
         let info = unsafe { info.assume_init() };
         assert_eq!(info.policy, ff);
@@ -614,12 +703,13 @@ mod ffi_tests {
         // A connection outlives its listener's place in the table.
         let one = &both[1..];
         // SAFETY: `one` has one member, `b`, held.
-        let err = unsafe { reuserps_table_build(ff, one.as_ptr(), 1, core::ptr::null(), &mut t1) };
+        let err =
+            unsafe { reuserps_table_build(ff, one.as_ptr(), 1, core::ptr::null_mut(), &mut t1) };
         assert_eq!(err, 0);
         // SAFETY: Both are live.
         unsafe { reuserps_table_carry(t1, t2) };
         // SAFETY: `t1` is live.
-        assert!(unsafe { reuserps_table_select(t1, 0, 0) }.cast_const() == sy);
+        assert!(unsafe { reuserps_table_select(t1, 0, 0, false) }.cast_const() == sy);
         // SAFETY: Neither is used again.
         unsafe {
             reuserps_table_free(t1);

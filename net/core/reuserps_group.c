@@ -29,139 +29,27 @@
  * Listeners are kept in registration order, which fill first follows; a
  * member that sets SO_REUSERPS again keeps its place.
  *
- * Tables also list, for the fallback, the members near each CPU: those
- * of CPUs that share its last level cache, then of its NUMA node.  The
- * topology is read in process context at boot and after each CPU
- * hotplug operation, and every group's table is then rebuilt.  A
- * table built meanwhile with the old one is rebuilt after it, on its
- * group's build_lock; in the meantime only locality suffers.
+ * When none of a CPU's listeners has room, the table's fallback asks
+ * the kernel, as it runs, which CPUs share the CPU's last level cache and
+ * its NUMA node: nothing here tracks the topology or CPU hotplug, and a
+ * group's table depends only on its members.
  */
 
 #define pr_fmt(fmt) "reuserps: " fmt
 
-#include <linux/cpu.h>
-#include <linux/cpuhotplug.h>
-#include <linux/init.h>
-#include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/rcupdate.h>
-#include <linux/refcount.h>
-#include <linux/sched/mm.h>
-#include <linux/sched/topology.h>
 #include <linux/slab.h>
 #include <linux/smp.h>
 #include <linux/sort.h>
-#include <linux/tcp.h>
-#include <linux/topology.h>
-#include <linux/workqueue.h>
 #include <net/inet_sock.h>
 #include <net/reuserps.h>
 #include <net/sock.h>
 #include <net/sock_reuseport.h>
+#include <net/tcp_reuserps.h>
 #include <net/tcp_states.h>
 
 #include "reuserps_group.h"
-#include "sock_reuserps.h"
-
-/**
- * struct reuserps_topo_snap - the topology as tables are built from it
- * @rcu: frees it once no builder can find it
- * @ref: one for being current, one per build using it
- * @topo: what reuserps_table_build() reads: @ids, first the caches, then
- *	the nodes, nr_cpu_ids entries each
- * @ids: per CPU, the first online CPU sharing its last level cache, then
- *	the first possible CPU of its node; U32_MAX for none
- */
-struct reuserps_topo_snap {
-	struct rcu_head		rcu;
-	refcount_t		ref;
-	struct reuserps_topo	topo;
-	u32			ids[];
-};
-
-static struct reuserps_topo_snap __rcu *reuserps_topo_cur;
-/* Serializes updates of reuserps_topo_cur. */
-static DEFINE_MUTEX(reuserps_topo_lock);
-/* Every SO_REUSERPS group, under reuseport_lock. */
-static LIST_HEAD(reuserps_groups);
-
-static void reuserps_topo_put(struct reuserps_topo_snap *snap)
-{
-	if (snap && refcount_dec_and_test(&snap->ref))
-		kvfree_rcu(snap, rcu);
-}
-
-/* The current topology, NULL before the first is read; process context. */
-static struct reuserps_topo_snap *reuserps_topo_get(void)
-{
-	struct reuserps_topo_snap *snap;
-
-	rcu_read_lock();
-	do {
-		/* A snapshot at zero is being replaced: the next is
-		 * published already.
-		 */
-		snap = rcu_dereference(reuserps_topo_cur);
-	} while (snap && !refcount_inc_not_zero(&snap->ref));
-	rcu_read_unlock();
-	return snap;
-}
-
-/* Reads the topology, under cpus_read_lock() so that the scheduler's
- * view of the caches is settled.  Cache sharing is known for online CPUs
- * only (cpus_share_cache()); the node of every possible CPU.
- */
-static struct reuserps_topo_snap *reuserps_topo_read(void)
-{
-	u32 nr = nr_cpu_ids, nllc = 0, *llc, *node, *reps, *first;
-	struct reuserps_topo_snap *snap;
-	unsigned int cpu, i;
-	int nid;
-
-	lockdep_assert_cpus_held();
-	snap = kvmalloc(struct_size(snap, ids, 2 * (size_t)nr), GFP_KERNEL);
-	reps = kvmalloc_array(nr, sizeof(*reps), GFP_KERNEL);
-	first = kvmalloc_array(nr_node_ids, sizeof(*first), GFP_KERNEL);
-	if (!snap || !reps || !first) {
-		kvfree(snap);
-		snap = NULL;
-		goto out;
-	}
-	refcount_set(&snap->ref, 1);
-	llc = snap->ids;
-	node = snap->ids + nr;
-	snap->topo.llc = llc;
-	snap->topo.node = node;
-	snap->topo.nr = nr;
-	memset(snap->ids, 0xff, array_size(2 * (size_t)nr, sizeof(u32)));
-	memset(first, 0xff, array_size(nr_node_ids, sizeof(*first)));
-
-	for_each_possible_cpu(cpu) {
-		nid = cpu_to_node(cpu);
-		if (nid < 0 || nid >= nr_node_ids)
-			continue;
-		if (first[nid] == U32_MAX)
-			first[nid] = cpu;
-		node[cpu] = first[nid];
-	}
-	/* One representative per cache: O(CPUs x caches), once per hotplug
-	 * operation.
-	 */
-	for_each_online_cpu(cpu) {
-		for (i = 0; i < nllc; i++) {
-			if (cpus_share_cache(cpu, reps[i]))
-				break;
-		}
-		if (i == nllc)
-			reps[nllc++] = cpu;
-		llc[cpu] = reps[i];
-		cond_resched();
-	}
-out:
-	kvfree(reps);
-	kvfree(first);
-	return snap;
-}
 
 static void reuserps_tab_free(struct reuserps_tab *t)
 {
@@ -218,6 +106,7 @@ static void reuserps_group_enter(struct reuserps_group *g, struct sock *sk,
 	rs->seq = ++g->seq;
 	g->gen++;
 	reuserps_listener_configure(rs->listener, rs->max_conns, false);
+	reuserps_listener_set_bell(rs->listener, g->bell);
 }
 
 /* A group of @reuse for @rs's policy, under reuseport_lock; small and
@@ -230,13 +119,16 @@ static struct reuserps_group *reuserps_group_new(struct sock_reuseport *reuse,
 
 	lockdep_assert_held(&reuseport_lock);
 	g = kzalloc_obj(*g, GFP_ATOMIC);
-	if (g) {
-		mutex_init(&g->build_lock);
-		g->policy = rs->policy;
-		g->reuse = reuse;
-		list_add_tail(&g->all, &reuserps_groups);
-		rcu_assign_pointer(reuse->reuserps, g);
+	if (!g)
+		return NULL;
+	g->bell = reuserps_bell_new();
+	if (!g->bell) {
+		kfree(g);
+		return NULL;
 	}
+	mutex_init(&g->build_lock);
+	g->policy = rs->policy;
+	rcu_assign_pointer(reuse->reuserps, g);
 	return g;
 }
 
@@ -318,30 +210,14 @@ void reuserps_group_del(struct sock_reuseport *reuse, struct sock *sk)
 
 	if (!g || !rs)
 		return;
+	/* The skips counted for it so far are its own; those to come are
+	 * not, once it is gone.
+	 */
+	if (reuserps_group_tab(g))
+		reuserps_table_fold(reuserps_group_tab(g)->table, rs->listener);
 	reuserps_listener_configure(rs->listener, rs->max_conns, true);
+	reuserps_listener_set_bell(rs->listener, NULL);
 	g->gen++;
-}
-
-/* What a table is built from: the members, and their masks' words. */
-struct reuserps_snap {
-	struct reuserps_member	*m;
-	u64			*words;
-	u32			n;
-	u32			nwords;
-};
-
-static void reuserps_snap_free(struct reuserps_snap *snap)
-{
-	kvfree(snap->m);
-	kvfree(snap->words);
-	snap->m = NULL;
-	snap->words = NULL;
-}
-
-static void reuserps_snap_put(struct reuserps_snap *snap, u32 n)
-{
-	while (n--)
-		reuserps_listener_put(snap->m[n].listener);
 }
 
 static int reuserps_member_cmp(const void *a, const void *b)
@@ -351,48 +227,47 @@ static int reuserps_member_cmp(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* The listening members of @reuse, @sk with @rs if not NULL, under
- * reuseport_lock.  Return: the number taken, or -E2BIG (with the sizes
- * needed in @snap->n and @snap->nwords) if @snap is too small.
- */
-static int reuserps_snap_take(struct reuserps_snap *snap,
-			      struct sock_reuseport *reuse, struct sock *sk,
-			      struct reuserps_sock *rs)
+/* Drops the references that reuserps_members_take() took. */
+static void reuserps_members_put(struct reuserps_member *m, u32 n)
 {
-	u32 i, n = 0, words = 0;
+	while (n--)
+		sock_put(m[n].sk);
+}
 
-	for (i = 0; i < reuse->num_socks; i++) {
+/* The listening members of @reuse, @sk with @rs if not NULL, into @m,
+ * under reuseport_lock and the group's build_lock.  The build reads their
+ * masks where they are, outside reuseport_lock: a listening member's
+ * request is replaced only under build_lock, and the reference taken on
+ * each member keeps its request from being freed.
+ *
+ * Return: the number of members with SO_REUSERPS, filled in only if it is
+ * at most @max.
+ */
+static u32 reuserps_members_take(struct reuserps_member *m, u32 max,
+				 struct sock_reuseport *reuse, struct sock *sk,
+				 struct reuserps_sock *rs)
+{
+	u32 i, n = 0;
+
+	for (i = 0; i < reuse->num_socks; i++)
+		n += !!reuserps_member_req(reuse->socks[i]);
+	if (n > max)
+		return n;
+
+	for (i = 0, n = 0; i < reuse->num_socks; i++) {
 		struct sock *s = reuse->socks[i];
 		struct reuserps_sock *r = reuserps_member_req(s);
 
 		if (!r)
 			continue;
-		words += (s == sk && rs ? rs : r)->mask_words;
-		n++;
-	}
-	if (n > snap->n || words > snap->nwords) {
-		snap->n = n;
-		snap->nwords = words;
-		return -E2BIG;
-	}
-
-	for (i = 0, n = 0, words = 0; i < reuse->num_socks; i++) {
-		struct sock *s = reuse->socks[i];
-		struct reuserps_sock *r = reuserps_member_req(s);
-		struct reuserps_member *m = &snap->m[n];
-
-		if (!r)
-			continue;
-		m->seq = r->seq;
+		m[n].seq = r->seq;
 		if (s == sk && rs)
 			r = rs;
-		m->sk = s;
-		m->listener = reuserps_listener_get(r->listener);
-		m->mask_words = r->mask_words;
-		m->cpus = &snap->words[words];
-		memcpy(&snap->words[words], r->cpus,
-		       array_size(r->mask_words, sizeof(r->cpus[0])));
-		words += r->mask_words;
+		m[n].sk = s;
+		m[n].listener = r->listener;
+		m[n].cpus = r->cpus;
+		m[n].mask_words = r->mask_words;
+		sock_hold(s);
 		n++;
 	}
 	return n;
@@ -414,83 +289,77 @@ static struct reuserps_group *reuserps_group_of(struct sock *sk)
 	return g;
 }
 
-/* Room for the members of @sk's group, as many as it has now. */
-static int reuserps_snap_alloc(struct reuserps_snap *snap, u32 n, u32 words)
-{
-	reuserps_snap_free(snap);
-	snap->n = n;
-	snap->nwords = words;
-	snap->m = kvmalloc_array(n ?: 1, sizeof(*snap->m), GFP_KERNEL_ACCOUNT);
-	snap->words = kvmalloc_array(words ?: 1, sizeof(u64),
-				     GFP_KERNEL_ACCOUNT);
-	return snap->m && snap->words ? 0 : -ENOMEM;
-}
-
 /* Builds the table of @sk's group with GFP_KERNEL outside reuseport_lock
  * and publishes it under the lock.  With @rs, publishes it as @sk's
  * request with the table.  Builders take turns on the group's build_lock,
- * so that an older snapshot never replaces a newer one.
+ * so that an older snapshot never replaces a newer one.  The work is
+ * linear in the members and their CPUs.
+ *
+ * A build that fails leaves the current table, and @sk's request, as they
+ * were: members that left since are skipped by it, and one that joined
+ * is steered from the next build that succeeds (until then it takes
+ * connections only through the fallback).
  */
 static int reuserps_group_build(struct sock *sk, struct reuserps_sock *rs)
 {
-	struct reuserps_topo_snap *topo = NULL;
-	struct reuserps_snap snap = {};
+	struct reuserps_tab *t = NULL, *old = NULL;
 	const struct reuserps_table *table;
-	struct reuserps_tab *t, *old = NULL;
+	struct reuserps_member *m = NULL;
 	struct sock_reuseport *reuse;
 	struct reuserps_group *g;
-	u32 gen, policy, words;
-	int n, err;
+	u32 gen, policy, n, max = 0;
+	int err;
 
 	might_sleep();
 	sock_owned_by_me(sk);
 	g = reuserps_group_of(sk);
-	if (!g)
-		return rs ? -EINVAL : 0;
+	if (!g) {
+		/* A listening member with SO_REUSERPS is in a SO_REUSERPS
+		 * group.  Were it not, there would be no table to change.
+		 */
+		DEBUG_NET_WARN_ON_ONCE(1);
+		if (rs)
+			rcu_assign_pointer(tcp_sk(sk)->reuserps, rs);
+		return 0;
+	}
 	/* -EINVAL for a policy not the group's, as for a bad request. */
 	if (rs && rs->policy != g->policy)
 		return -EINVAL;
 
 	mutex_lock(&g->build_lock);
-	t = kmalloc_obj(*t, GFP_KERNEL_ACCOUNT);
-	words = reuserps_max_mask_words(nr_cpu_ids);
-	rcu_read_lock();
-	reuse = rcu_dereference(sk->sk_reuseport_cb);
-	n = reuse ? READ_ONCE(reuse->num_socks) : 0;
-	rcu_read_unlock();
-	err = reuserps_snap_alloc(&snap, n, n * words);
-	if (err || !t) {
-		err = -ENOMEM;
-		goto fail;
-	}
 again:
 	spin_lock_bh(&reuseport_lock);
+	/* @sk is locked and listening, so it is still this group's member;
+	 * were it not, there would be nothing to build for it.
+	 */
 	reuse = rcu_dereference_protected(sk->sk_reuseport_cb,
 					  lockdep_is_held(&reuseport_lock));
 	err = 0;
-	if (!rs && g->built == g->gen)
+	if (!reuse || reuserps_group_get(reuse) != g ||
+	    (!rs && g->built == g->gen))
 		goto unlock;
-	n = reuserps_snap_take(&snap, reuse, sk, rs);
-	if (n == -E2BIG) {
+	n = reuserps_members_take(m, max, reuse, sk, rs);
+	if (n > max) {
 		spin_unlock_bh(&reuseport_lock);
-		err = reuserps_snap_alloc(&snap, snap.n, snap.nwords);
-		if (err)
-			goto fail;
+		kvfree(m);
+		max = n;
+		m = kvmalloc_array(max, sizeof(*m), GFP_KERNEL_ACCOUNT);
+		if (!m) {
+			err = -ENOMEM;
+			goto unlock_build;
+		}
 		goto again;
 	}
 	gen = g->gen;
 	policy = g->policy;
 	spin_unlock_bh(&reuseport_lock);
 
-	sort(snap.m, n, sizeof(*snap.m), reuserps_member_cmp, NULL);
-	/* Read under build_lock: a topology update rebuilds after us. */
-	topo = reuserps_topo_get();
-	err = reuserps_table_build(policy, snap.m, n, topo ? &topo->topo : NULL,
-				   &table);
-	reuserps_topo_put(topo);
-	reuserps_snap_put(&snap, n);
+	sort(m, n, sizeof(*m), reuserps_member_cmp, NULL);
+	t = kmalloc_obj(*t, GFP_KERNEL_ACCOUNT);
+	err = t ? reuserps_table_build(policy, m, n, g->bell, &table) : -ENOMEM;
+	reuserps_members_put(m, n);
 	if (err)
-		goto fail;
+		goto unlock_build;
 
 	spin_lock_bh(&reuseport_lock);
 	t->table = table;
@@ -516,25 +385,13 @@ again:
 	t = NULL;
 unlock:
 	spin_unlock_bh(&reuseport_lock);
+unlock_build:
 	mutex_unlock(&g->build_lock);
 	if (old)
 		call_rcu(&old->rcu, reuserps_tab_free_rcu);
-out:
-	reuserps_snap_free(&snap);
+	kvfree(m);
 	kfree(t);
 	return err;
-fail:
-	if (!rs) {
-		/* The table no longer names every member: the flow hash does,
-		 * until a build succeeds.
-		 */
-		spin_lock_bh(&reuseport_lock);
-		old = reuserps_group_tab(g);
-		reuserps_group_publish(g, NULL);
-		goto unlock;
-	}
-	mutex_unlock(&g->build_lock);
-	goto out;
 }
 
 /**
@@ -542,8 +399,8 @@ fail:
  * @sk: a listening member, locked
  *
  * Called by listen(), in process context, once @sk has joined.  Without
- * memory for the table, the group falls back to the flow hash over all
- * its members until a later build succeeds: listen() still succeeds.
+ * memory for the table, the current one stays until a later build
+ * succeeds: listen() still succeeds.
  */
 void reuserps_group_sync(struct sock *sk)
 {
@@ -561,8 +418,8 @@ void reuserps_group_sync(struct sock *sk)
  * Process context.
  *
  * Return: 0 with @rs in tcp_sk(sk)->reuserps (the caller frees the old one
- * after a grace period), -EINVAL if @rs's policy is not the group's or
- * @sk is in no SO_REUSERPS group, or -ENOMEM; on error nothing changed.
+ * after a grace period), -EINVAL if @rs's policy is not the group's, or
+ * -ENOMEM; on error nothing changed.
  */
 int reuserps_group_update(struct sock *sk, struct reuserps_sock *rs)
 {
@@ -570,8 +427,7 @@ int reuserps_group_update(struct sock *sk, struct reuserps_sock *rs)
 }
 
 /* The group is going away: no reader can see it any more, and no builder
- * holds it (each holds a member, which keeps the group).  An RCU callback:
- * reuseport_lock is taken with BHs off everywhere else.
+ * holds it (each holds a member, which keeps the group).  An RCU callback.
  */
 void reuserps_group_free(struct sock_reuseport *reuse)
 {
@@ -579,10 +435,8 @@ void reuserps_group_free(struct sock_reuseport *reuse)
 
 	g = rcu_dereference_protected(reuse->reuserps, 1);
 	if (g) {
-		spin_lock_bh(&reuseport_lock);
-		list_del(&g->all);
-		spin_unlock_bh(&reuseport_lock);
 		reuserps_tab_free(g->tab);
+		reuserps_bell_put(g->bell);
 		mutex_destroy(&g->build_lock);
 		kfree(g);
 	}
@@ -593,130 +447,10 @@ void reuserps_group_free(struct sock_reuseport *reuse)
  */
 void reuserps_group_move(struct sock_reuseport *to, struct sock_reuseport *from)
 {
-	struct reuserps_group *g;
+	struct reuserps_group *g = reuserps_group_get(from);
 
-	g = rcu_dereference_protected(from->reuserps,
-				      lockdep_is_held(&reuseport_lock));
-	if (g)
-		g->reuse = to;
 	RCU_INIT_POINTER(to->reuserps, g);
 }
-
-/* Rebuilds the table of every group, each through a listening member:
- * after a topology change.  Groups made meanwhile already use the new
- * topology; the list is in creation order, so they are the ones left
- * out if it grew.  Each table is charged to its member's memory cgroup,
- * as listen() would charge it.
- */
-static void reuserps_rebuild_all(void)
-{
-	struct mem_cgroup *memcg;
-	struct reuserps_group *g;
-	struct sock **sks;
-	u32 i, n = 0, max;
-
-	spin_lock_bh(&reuseport_lock);
-	list_for_each_entry(g, &reuserps_groups, all)
-		n++;
-	spin_unlock_bh(&reuseport_lock);
-	max = n;
-	sks = kvmalloc_array(max ?: 1, sizeof(*sks), GFP_KERNEL);
-	if (!sks)
-		return;
-
-	n = 0;
-	spin_lock_bh(&reuseport_lock);
-	list_for_each_entry(g, &reuserps_groups, all) {
-		struct sock_reuseport *reuse = g->reuse;
-
-		if (n == max)
-			break;
-		for (i = 0; i < reuse->num_socks; i++) {
-			struct sock *sk = reuse->socks[i];
-
-			/* A socket leaves socks[] in its destructor, once its
-			 * last reference is gone, or is one alone in a group
-			 * being freed: only a listener still referenced.
-			 */
-			if (READ_ONCE(sk->sk_state) != TCP_LISTEN ||
-			    !reuserps_member_req(sk) ||
-			    !refcount_inc_not_zero(&sk->sk_refcnt))
-				continue;
-			sks[n++] = sk;
-			/* Not up to date any more: the next build rebuilds. */
-			g->gen++;
-			break;
-		}
-	}
-	spin_unlock_bh(&reuseport_lock);
-
-	for (i = 0; i < n; i++) {
-		memcg = set_active_memcg(mem_cgroup_from_sk(sks[i]));
-		lock_sock(sks[i]);
-		reuserps_group_sync(sks[i]);
-		release_sock(sks[i]);
-		set_active_memcg(memcg);
-		sock_put(sks[i]);
-		cond_resched();
-	}
-	kvfree(sks);
-}
-
-static void reuserps_topo_update(struct work_struct *work)
-{
-	struct reuserps_topo_snap *snap, *old;
-	bool same;
-
-	cpus_read_lock();
-	snap = reuserps_topo_read();
-	cpus_read_unlock();
-	/* Without memory, the old topology stays: only locality suffers. */
-	if (!snap)
-		return;
-	mutex_lock(&reuserps_topo_lock);
-	old = rcu_dereference_protected(reuserps_topo_cur,
-					lockdep_is_held(&reuserps_topo_lock));
-	/* Suspend and resume take every CPU down and up: rebuild only for
-	 * a change.
-	 */
-	same = old && !memcmp(old->ids, snap->ids,
-			      array_size(2 * (size_t)nr_cpu_ids, sizeof(u32)));
-	if (!same)
-		rcu_assign_pointer(reuserps_topo_cur, snap);
-	mutex_unlock(&reuserps_topo_lock);
-	if (same) {
-		reuserps_topo_put(snap);
-		return;
-	}
-	reuserps_topo_put(old);
-	reuserps_rebuild_all();
-}
-
-static DECLARE_WORK(reuserps_topo_work, reuserps_topo_update);
-
-/* A CPU came or went: read the topology once the operation is done (the
- * work waits for it in cpus_read_lock()).
- */
-static int reuserps_cpu_changed(unsigned int cpu)
-{
-	queue_work(system_unbound_wq, &reuserps_topo_work);
-	return 0;
-}
-
-static int __init reuserps_topo_init(void)
-{
-	int ret;
-
-	ret = cpuhp_setup_state_nocalls(CPUHP_AP_ONLINE_DYN,
-					"net/reuserps:online",
-					reuserps_cpu_changed,
-					reuserps_cpu_changed);
-	if (ret < 0)
-		pr_warn("no hotplug state (%d): topology read once\n", ret);
-	queue_work(system_unbound_wq, &reuserps_topo_work);
-	return 0;
-}
-late_initcall(reuserps_topo_init);
 
 /* The listener for a connection on @cpu; NULL if the group has no table. */
 static struct sock *reuserps_select_cpu(struct sock_reuseport *reuse, int cpu,
@@ -724,18 +458,18 @@ static struct sock *reuserps_select_cpu(struct sock_reuseport *reuse, int cpu,
 {
 	const struct reuserps_table *t = reuserps_table_of(reuse);
 
-	return t ? reuserps_table_select(t, cpu, hash) : NULL;
+	return t ? reuserps_table_select(t, cpu, hash, false) : NULL;
 }
 
 /**
- * __reuserps_turn - the listener @sk takes a connection request
+ * reuserps_group_turn - the listener @sk takes a connection request
  * @sk: a listener with SO_REUSERPS, answering a SYN on this CPU
  *
  * Moves this CPU's round-robin turn past @sk and counts the full
  * listeners passed over, in the table the SYN's lookup used (or its
  * successor).  Not when a program selects for the group.  Softirq.
  */
-void __reuserps_turn(const struct sock *sk)
+void reuserps_group_turn(const struct sock *sk)
 {
 	const struct reuserps_table *t = NULL;
 	struct sock_reuseport *reuse;
@@ -774,8 +508,31 @@ struct sock *reuserps_migrate(struct sock_reuseport *reuse,
 	return reuserps_select_cpu(reuse, cpu, hash);
 }
 
+/**
+ * reuserps_group_info - what getsockopt() and sock_diag report of a request
+ * @sk: the socket that made @rs; the table of its group, if it is in one,
+ *	counts the listener's latest full skips
+ * @rs: its request
+ * @info: filled in: the listener's counts, with the cap asked for (in
+ *	force from listen() on)
+ */
+void reuserps_group_info(const struct sock *sk, const struct reuserps_sock *rs,
+			 struct reuserps_info *info)
+{
+	const struct reuserps_table *t = NULL;
+	struct sock_reuseport *reuse;
+
+	rcu_read_lock();
+	reuse = rcu_dereference(sk->sk_reuseport_cb);
+	if (reuse)
+		t = reuserps_table_of(reuse);
+	reuserps_listener_info(rs->listener, t, rs->policy, info);
+	rcu_read_unlock();
+	info->max_conns = rs->max_conns;
+}
+
 /* Whether @sk may share a port with @sk2 as far as SO_REUSERPS goes. */
-bool sk_reuserps_compatible(const struct sock *sk, const struct sock *sk2)
+bool __sk_reuserps_compatible(const struct sock *sk, const struct sock *sk2)
 {
 	const struct reuserps_sock *a, *b;
 	bool ok;

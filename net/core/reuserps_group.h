@@ -11,7 +11,6 @@
 #include <net/sock_reuseport.h>
 
 #if IS_ENABLED(CONFIG_REUSERPS)
-#include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/rcupdate.h>
 #include <linux/smp.h>
@@ -30,7 +29,7 @@ struct reuserps_tab {
 /**
  * struct reuserps_group - the SO_REUSERPS state of a reuseport group
  * @table: the current match table, which the lookup reads; NULL until the
- *	first one is built, or while the group falls back to the flow hash
+ *	first one is built
  * @tab: @table with what frees it, under reuseport_lock; both change
  *	together, in reuserps_group_publish()
  * @build_lock: builders of the group's tables take turns
@@ -38,10 +37,8 @@ struct reuserps_tab {
  * @gen: bumped by every change of the members, under reuseport_lock
  * @built: the @gen that @tab reflects, under reuseport_lock
  * @seq: the last place handed out in registration order
- * @reuse: the group's current struct sock_reuseport, under reuseport_lock
- *	(reuseport_grow() replaces it)
- * @all: in the list of every group, under reuseport_lock: the topology
- *	update rebuilds their tables
+ * @bell: rung by members that get room again, read by the CPUs that
+ *	remember which members are full; put with the group
  */
 struct reuserps_group {
 	const struct reuserps_table __rcu *table;
@@ -51,8 +48,7 @@ struct reuserps_group {
 	u32				gen;
 	u32				built;
 	u32				seq;
-	struct sock_reuseport		*reuse;
-	struct list_head		all;
+	struct reuserps_bell		*bell;
 };
 
 /* The table of @reuse, under rcu_read_lock(); NULL if it has none yet. */
@@ -95,7 +91,10 @@ static inline struct sock *reuserps_select(struct sock_reuseport *reuse,
 	sk = reuserps_table_pick(t, cpu);
 	if (likely(sk))
 		return sk;
-	return reuserps_table_select(t, cpu, hash);
+	/* The CPU may note what it found if nothing else runs its part of
+	 * the table meanwhile: with BHs off.
+	 */
+	return reuserps_table_select(t, cpu, hash, in_softirq());
 }
 #else
 static inline struct sock *reuserps_select(struct sock_reuseport *reuse,

@@ -12,15 +12,19 @@
 //! The counters and the gate word (cap and registration) are LKMM atomics.
 //! Every access is relaxed: the cap is a limit on `active` alone, enforced
 //! by the compare-and-swap in [`Listener::admit`]; no other memory is
-//! published through them.
+//! published through them.  The gate word, which every selection reads,
+//! the counts, which every connection writes, and the full skips, which
+//! other listeners' connections write, are on cache lines of their own.
 
 use kernel::{
     alloc::Flags,
     error::Result,
     sync::{
         atomic::{
+            Acquire,
             Atomic,
-            Relaxed, //
+            Relaxed,
+            Release, //
         },
         Arc, //
     }, //
@@ -53,11 +57,62 @@ pub(crate) struct Listener {
     /// a group it left never picks it again, even once it is registered
     /// in another group.  One word, so that selection reads both with one
     /// load: with a GCC build every atomic is a call.
-    gate: Atomic<u64>,
-    active: Atomic<u32>,
-    total: Atomic<u64>,
+    gate: Line<Gate>,
+    counts: Line<Counts>,
+}
+
+/// What selection reads, and only reconfiguration writes.
+struct Gate {
+    /// The cap and the registration, see [`Listener`].
+    word: Atomic<u64>,
+    /// The address of the group's [`Bell`], 0 for none.
+    ///
+    /// # Invariants
+    ///
+    /// 0, or the address of a `Bell` that stays alive while any call of
+    /// [`Listener::release`] may read it (see [`Listener::set_bell`]).
+    bell: Atomic<u64>,
+    /// The full skips of the tables it was in, once they are gone.
     full_skips: Atomic<u64>,
 }
+
+/// What the connections handed to a listener write.
+struct Counts {
+    active: Atomic<u32>,
+    total: Atomic<u64>,
+}
+
+/// A group's count of its listeners getting room again.
+///
+/// Each CPU remembers which of its listeners it found full, and believes
+/// it until this changes: [`Listener::release`] rings it when it leaves a
+/// cap, [`Listener::configure`] when it raises one.  Written only then,
+/// read by selections that pass a full listener.
+pub(crate) struct Bell(Line<Atomic<u32>>);
+
+impl Bell {
+    /// A new bell; `GFP_ATOMIC` in the kernel, which makes one with a
+    /// group, under the group's lock.
+    pub(crate) fn new(flags: Flags) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self(Line(Atomic::new(0))), flags)?)
+    }
+
+    /// Its value, which every ring changes.  Acquire, paired with the ring:
+    /// a selection that reads the new value sees the room that rang it.
+    pub(crate) fn value(&self) -> u32 {
+        self.0 .0.load(Acquire)
+    }
+
+    fn ring(&self) {
+        self.0 .0.fetch_add(1, Release);
+    }
+}
+
+/// A value on 64 bytes of its own, so that writers of one do not take the
+/// cache line of another from its readers (128 bytes or more on some
+/// arm64, ppc64 and s390 machines: there, two share a line).
+#[repr(align(64))]
+struct Line<T>(T);
 
 /// The cap in a gate word.
 const fn gate_cap(gate: u64) -> u32 {
@@ -87,7 +142,7 @@ pub(crate) enum Room {
 
 /// Replaces the value of `$a` by `$f(value)` unless that is `None`, with a
 /// compare-and-swap loop (the kernel's atomics have no `fetch_update`).
-/// Whether it was replaced.
+/// The value replaced, if it was.
 macro_rules! try_update {
     ($a:expr, $f:expr) => {{
         let a = &$a;
@@ -95,10 +150,10 @@ macro_rules! try_update {
         let mut cur = a.load(Relaxed);
         loop {
             let Some(new) = f(cur) else {
-                break false;
+                break None;
             };
             match a.cmpxchg(cur, new, Relaxed) {
-                Ok(_) => break true,
+                Ok(_) => break Some(cur),
                 Err(seen) => cur = seen,
             }
         }
@@ -112,10 +167,15 @@ impl Listener {
     /// (0 for no cap).
     pub(crate) fn new(max_conns: u32, flags: Flags) -> Result<Arc<Self>> {
         let l = Self {
-            gate: Atomic::new(gate(max_conns, 0)),
-            active: Atomic::new(0),
-            total: Atomic::new(0),
-            full_skips: Atomic::new(0),
+            gate: Line(Gate {
+                word: Atomic::new(gate(max_conns, 0)),
+                bell: Atomic::new(0),
+                full_skips: Atomic::new(0),
+            }),
+            counts: Line(Counts {
+                active: Atomic::new(0),
+                total: Atomic::new(0),
+            }),
         };
         Ok(Arc::new(l, flags)?)
     }
@@ -132,12 +192,12 @@ impl Listener {
     /// `Gone` unless the listener is still in that registration.
     #[inline]
     pub(crate) fn room_in(&self, reg: u32) -> Room {
-        let g = self.gate.load(Relaxed);
+        let g = self.gate.0.word.load(Relaxed);
         if gate_reg(g) != reg || reg & 1 != 0 {
             return Room::Gone;
         }
         let max = gate_cap(g);
-        if max == 0 || self.active.load(Relaxed) < max {
+        if max == 0 || self.counts.0.active.load(Relaxed) < max {
             Room::Yes
         } else {
             Room::Full
@@ -150,12 +210,12 @@ impl Listener {
     /// name only even registrations.
     #[inline]
     pub(crate) fn has_room(&self, reg: u32) -> bool {
-        let g = self.gate.load(Relaxed);
+        let g = self.gate.0.word.load(Relaxed);
         if gate_reg(g) != reg {
             return false;
         }
         let max = gate_cap(g);
-        max == 0 || self.active.load(Relaxed) < max
+        max == 0 || self.counts.0.active.load(Relaxed) < max
     }
 
     /// Its active connections if it has room, as [`Listener::has_room`]
@@ -164,29 +224,23 @@ impl Listener {
     /// cap test see the same value.
     #[inline]
     pub(crate) fn load_in(&self, reg: u32) -> Option<u32> {
-        let g = self.gate.load(Relaxed);
+        let g = self.gate.0.word.load(Relaxed);
         if gate_reg(g) != reg {
             return None;
         }
         let max = gate_cap(g);
-        let a = self.active.load(Relaxed);
+        let a = self.counts.0.active.load(Relaxed);
         (max == 0 || a < max).then_some(a)
     }
 
     /// Its current registration, for a table being built.
     pub(crate) fn registration(&self) -> u32 {
-        gate_reg(self.gate.load(Relaxed))
+        gate_reg(self.gate.0.word.load(Relaxed))
     }
 
     /// Its cap, 0 for none.
     fn max_conns(&self) -> u32 {
-        gate_cap(self.gate.load(Relaxed))
-    }
-
-    /// Whether the listener was unregistered.
-    #[cfg(any(test, CONFIG_REUSERPS_KUNIT_TEST))]
-    pub(crate) fn is_gone(&self) -> bool {
-        self.registration() & 1 != 0
+        gate_cap(self.gate.0.word.load(Relaxed))
     }
 
     /// Takes a slot for a new connection if the cap allows it.
@@ -195,13 +249,14 @@ impl Listener {
     /// `active` past `max_conns`.  Returns false, counting nothing, when
     /// the listener is full.
     pub(crate) fn admit(&self) -> bool {
-        try_update!(self.active, |a: u32| {
+        try_update!(self.counts.0.active, |a: u32| {
             let max = self.max_conns();
             if max != 0 && a >= max {
                 return None;
             }
             a.checked_add(1)
         })
+        .is_some()
     }
 
     /// The connection a slot of [`Listener::admit`] was taken for exists
@@ -209,21 +264,56 @@ impl Listener {
     /// unused (an ACK that lost its request to another) is never counted.
     pub(crate) fn hand(&self) {
         // Wraps after 2^64 connections, which is fine for a statistic.
-        self.total.add(1, Relaxed);
+        self.counts.0.total.add(1, Relaxed);
     }
 
-    /// Ends a connection counted by [`Listener::admit`].
+    /// Ends a connection counted by [`Listener::admit`]; one that leaves
+    /// the cap rings the group's bell.
     ///
     /// Returns false if no connection was active: a caller bug, reported
     /// rather than wrapped around.
     pub(crate) fn release(&self) -> bool {
-        try_update!(self.active, |a: u32| a.checked_sub(1))
+        let Some(was) = try_update!(self.counts.0.active, |a: u32| a.checked_sub(1)) else {
+            return false;
+        };
+        let max = self.max_conns();
+        if max != 0 && was >= max {
+            self.ring();
+        }
+        true
     }
 
-    /// Notes that a connection on one of its CPUs went elsewhere.
-    pub(crate) fn note_full_skip(&self) {
+    /// Rings the group's bell, if the listener is in a group.
+    fn ring(&self) {
+        let b = self.gate.0.bell.load(Relaxed);
+        if b != 0 {
+            let bell = core::ptr::with_exposed_provenance::<Bell>(b as usize);
+            // SAFETY: By the invariants of `Gate::bell`, a non-zero address
+            // is that of a live `Bell`.
+            unsafe { &*bell }.ring();
+        }
+    }
+
+    /// Makes `bell` the one that [`Listener::release`] rings (NULL: none).
+    ///
+    /// # Safety
+    ///
+    /// `bell` must be NULL or point to a `Bell` that stays alive until this
+    /// is called again and every [`Listener::release`] that may have read
+    /// it has returned (C: the group's bell is freed an RCU grace period
+    /// after its last member left, and releases run under RCU).
+    pub(crate) unsafe fn set_bell(&self, bell: *const Bell) {
+        // INVARIANT: the caller guarantees `bell` is NULL or stays alive.
+        self.gate
+            .0
+            .bell
+            .store(bell.expose_provenance() as u64, Relaxed);
+    }
+
+    /// Adds the full skips of a table that goes, or that it leaves.
+    pub(crate) fn add_skips(&self, n: u64) {
         // Wraps after 2^64 skips, which is fine for a statistic.
-        self.full_skips.add(1, Relaxed);
+        self.gate.0.full_skips.add(n, Relaxed);
     }
 
     /// Sets the cap (0 for none; existing connections are kept even
@@ -234,34 +324,26 @@ impl Listener {
     /// that selection sees the cap and the registration change together.
     pub(crate) fn configure(&self, max_conns: u32, gone: bool) {
         let r = self.registration();
+        let old = self.max_conns();
         let r = if gone == (r & 1 == 0) {
             r.wrapping_add(1)
         } else {
             r
         };
-        self.gate.store(gate(max_conns, r), Relaxed);
-    }
-
-    /// Sets the cap alone; see [`Listener::configure`].  For host tests.
-    #[cfg(test)]
-    pub(crate) fn set_max_conns(&self, max_conns: u32) {
-        self.configure(max_conns, self.registration() & 1 != 0);
-    }
-
-    /// Marks the listener unregistered or registered again; see
-    /// [`Listener::configure`].  For host tests.
-    #[cfg(test)]
-    pub(crate) fn set_gone(&self, gone: bool) {
-        self.configure(self.max_conns(), gone);
+        self.gate.0.word.store(gate(max_conns, r), Relaxed);
+        // More room: the CPUs' notes of who is full are out of date.
+        if old != 0 && (max_conns == 0 || max_conns > old) {
+            self.ring();
+        }
     }
 
     /// A snapshot of the counters (each read atomically on its own).
     pub(crate) fn info(&self) -> Info {
         Info {
             max_conns: self.max_conns(),
-            active_conns: self.active.load(Relaxed),
-            total_conns: self.total.load(Relaxed),
-            full_skips: self.full_skips.load(Relaxed),
+            active_conns: self.counts.0.active.load(Relaxed),
+            total_conns: self.counts.0.total.load(Relaxed),
+            full_skips: self.gate.0.full_skips.load(Relaxed),
         }
     }
 }

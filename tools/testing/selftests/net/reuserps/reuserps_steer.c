@@ -303,18 +303,18 @@ static __u32 wait_active(struct __test_metadata *_metadata, int fd,
 }
 
 /* The TcpExt counter @name of this network namespace, or -1. */
-static long tcpext(const char *name)
+static long snmp(const char *file, const char *section, const char *name)
 {
 	char names[4096], values[4096], *n, *v, *sn, *sv;
 	long val = -1;
 	FILE *f;
 
-	f = fopen("/proc/net/netstat", "r");
+	f = fopen(file, "r");
 	if (!f)
 		return -1;
 	while (fgets(names, sizeof(names), f) &&
 	       fgets(values, sizeof(values), f)) {
-		if (strncmp(names, "TcpExt:", 7))
+		if (strncmp(names, section, strlen(section)))
 			continue;
 		n = strtok_r(names, "\n ", &sn);
 		v = strtok_r(values, "\n ", &sv);
@@ -327,6 +327,11 @@ static long tcpext(const char *name)
 	}
 	fclose(f);
 	return val;
+}
+
+static long tcpext(const char *name)
+{
+	return snmp("/proc/net/netstat", "TcpExt:", name);
 }
 
 static long listen_drops(void)
@@ -1711,9 +1716,14 @@ static void *race_run(void *arg)
  * by): whichever ACK creates the child, each connection counts exactly
  * once.  With @close, a third CPU closes the listener the requests wait
  * on meanwhile, so that the racing ACKs also migrate them
- * (tcp_migrate_req) to the other listener.
+ * (tcp_migrate_req) to the other listener.  With @abort, the listeners
+ * have a cap of one and tcp_abort_on_overflow is set: the first
+ * connection fills the cap, every other ACK is refused, and none, not
+ * even the one that loses the first request's race, is answered with a
+ * reset.
  */
-static void acks_race(struct __test_metadata *_metadata, bool close_a)
+static void acks_race(struct __test_metadata *_metadata, bool close_a,
+		      bool abort)
 {
 	struct sockaddr_ll ll = { .sll_family = AF_PACKET };
 	int all[MAX_LISTENERS], ncpus = get_nprocs(), i, n, pk, a, b;
@@ -1721,6 +1731,7 @@ static void acks_race(struct __test_metadata *_metadata, bool close_a)
 	struct group g = {};
 	struct sockaddr_in *sa = (struct sockaddr_in *)&g.addr;
 	struct race r = { .fd = -1 };
+	long rsts, overflows;
 	pthread_t th[3];
 	__u8 buf[256];
 
@@ -1740,14 +1751,16 @@ static void acks_race(struct __test_metadata *_metadata, bool close_a)
 	ASSERT_EQ(0, system("ip link set v0 arp off up"));
 	ASSERT_EQ(0, system("ip addr add 10.1.1.1/24 dev v0"));
 	ASSERT_EQ(0, set_sysctl("/proc/sys/net/ipv4/tcp_migrate_req", "1"));
+	ASSERT_EQ(0, set_sysctl("/proc/sys/net/ipv4/tcp_abort_on_overflow",
+				abort ? "1" : "0"));
 	sa->sin_family = AF_INET;
 	sa->sin_addr.s_addr = inet_addr("10.1.1.1");
 	g.alen = sizeof(*sa);
 	for (i = 0; i < ncpus; i++)
 		all[i] = i;
 	for (i = 0; i < 2; i++)
-		add_capped(_metadata, &g, AF_INET, REUSERPS_FILL_FIRST, 0, all,
-			   ncpus);
+		add_capped(_metadata, &g, AF_INET, REUSERPS_FILL_FIRST,
+			   abort ? 1 : 0, all, ncpus);
 	r.dport = sa->sin_port;
 
 	/* ETH_P_ALL: only taps of every protocol see what a device sends. */
@@ -1786,6 +1799,8 @@ static void acks_race(struct __test_metadata *_metadata, bool close_a)
 	}
 
 	/* The ACKs, twice each at once; maybe a close beside them. */
+	rsts = snmp("/proc/net/snmp", "Tcp:", "OutRsts");
+	overflows = tcpext("ListenOverflows");
 	if (close_a) {
 		r.fd = g.fd[0];
 		g.fd[0] = -1;
@@ -1801,6 +1816,23 @@ static void acks_race(struct __test_metadata *_metadata, bool close_a)
 	for (i = 0; i < n; i++)
 		pthread_join(th[i], NULL);
 
+	if (abort) {
+		/* Both ACKs of every request but the first were refused (each
+		 * counted before a reset would be sent): none was reset, and
+		 * one connection exists.
+		 */
+		EXPECT_LT(overflows + 2 * (RACES - 1) - 1,
+			  wait_tcpext_above("ListenOverflows",
+					    overflows + 2 * (RACES - 1) - 1));
+		EXPECT_EQ(rsts, snmp("/proc/net/snmp", "Tcp:", "OutRsts"));
+		ASSERT_EQ(0, accept_any(_metadata, &g, &a));
+		set_linger0(a);
+		close(a);
+		EXPECT_EQ(1, info_of(_metadata, g.fd[0]).total_conns);
+		EXPECT_EQ(0, wait_active(_metadata, g.fd[0], 0));
+		goto out;
+	}
+
 	/* Each connection once: accepted, counted, and no more. */
 	b = close_a ? 1 : 0;
 	for (n = 0; n < RACES; n++) {
@@ -1813,6 +1845,7 @@ static void acks_race(struct __test_metadata *_metadata, bool close_a)
 	EXPECT_EQ(-1, accept(g.fd[b], NULL, NULL));
 	EXPECT_EQ(0, wait_active(_metadata, g.fd[b], 0));
 	EXPECT_EQ(RACES, info_of(_metadata, g.fd[b]).total_conns);
+out:
 	close(pk);
 	close(r.raw[0]);
 	close(r.raw[1]);
@@ -1824,12 +1857,17 @@ static void acks_race(struct __test_metadata *_metadata, bool close_a)
 
 TEST(two_acks_race)
 {
-	acks_race(_metadata, false);
+	acks_race(_metadata, false, false);
 }
 
 TEST(two_acks_race_listener_close)
 {
-	acks_race(_metadata, true);
+	acks_race(_metadata, true, false);
+}
+
+TEST(two_acks_race_cap_abort_on_overflow)
+{
+	acks_race(_metadata, false, true);
 }
 
 TEST(syn_flood_leaves_caps_free)

@@ -1,0 +1,459 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * SO_REUSERPS in TCP: the socket option, and connection accounting.
+ *
+ * setsockopt() checks a struct reuserps_req and keeps it on the TCP socket
+ * (tcp_sk(sk)->reuserps) with the listener's accounting state, which the
+ * socket registers when it joins its reuseport group; set again on a
+ * listening member, it changes that member's CPUs and cap in place.
+ * getsockopt() reports the listener's state.  The policy core is Rust
+ * (net/core/reuserps.rs), the group's table is built by
+ * net/core/reuserps_group.c; see Documentation/networking/reuserps.rst.
+ *
+ * A listener's cap bounds the connections that exist, counted from the
+ * completed handshake to the end of the connection, whatever the path.
+ * A SYN only asks whether its listener has room; a request socket holds
+ * nothing, so SYNs that never complete (a flood of spoofed ones, SYN
+ * cookies) cannot fill a cap.  The slot is taken right before the child
+ * socket is created (tcp_check_req(), tcp_get_cookie_sock(),
+ * tcp_fastopen_create_child()) and handed to the child only once it owns
+ * the connection (own_req); otherwise it is given back at once.
+ *
+ * The count is a reference to the listener's state (struct
+ * reuserps_listener) held in the child's tcp_sock, reuserps_conn.  It
+ * ends when the connection reaches TCP_CLOSE, and moves with a child that
+ * inet_csk_listen_stop() migrates to another listener.  A connection may
+ * outlive its listener: the reference keeps the state alive.  Taking,
+ * moving and ending run without locks: the counters are atomics in the
+ * Rust core, and each count is given back exactly once (xchg).
+ *
+ * Every request and every count holds a reference on the reuserps_needed
+ * key, so that the hooks run while either exists and are patched out
+ * again once neither does.
+ */
+
+#include <linux/atomic.h>
+#include <linux/export.h>
+#include <linux/inet_diag.h>
+#include <linux/jump_label_ratelimit.h>
+#include <linux/overflow.h>
+#include <linux/rcupdate.h>
+#include <linux/slab.h>
+#include <linux/sockptr.h>
+#include <net/inet_sock.h>
+#include <net/netlink.h>
+#include <net/reuserps.h>
+#include <net/sock.h>
+#include <net/sock_reuseport.h>
+#include <net/tcp.h>
+#include <net/tcp_reuserps.h>
+
+#define CREATE_TRACE_POINTS
+#include <trace/events/reuserps.h>
+
+DEFINE_STATIC_KEY_DEFERRED_FALSE(reuserps_needed, HZ);
+
+/* One more reference on the key, which is on: false if it saturated. */
+static bool reuserps_key_get(void)
+{
+	return static_key_fast_inc_not_disabled(&reuserps_needed.key.key);
+}
+
+/* Frees a request that took its reference on the key. */
+static void reuserps_sock_free(struct reuserps_sock *rs)
+{
+	if (rs->listener)
+		reuserps_listener_put(rs->listener);
+	kfree(rs);
+	static_branch_slow_dec_deferred(&reuserps_needed);
+}
+
+static void reuserps_sock_free_rcu(struct rcu_head *head)
+{
+	reuserps_sock_free(container_of(head, struct reuserps_sock, rcu));
+}
+
+/* Copies and checks a request; every check happens before any state. */
+static struct reuserps_sock *reuserps_sock_parse(sockptr_t optval,
+						 unsigned int optlen)
+{
+	struct reuserps_req req;
+	struct reuserps_sock *rs;
+	int err;
+
+	if (optlen < sizeof(req))
+		return ERR_PTR(-EINVAL);
+	if (copy_from_sockptr(&req, optval, sizeof(req)))
+		return ERR_PTR(-EFAULT);
+	if (!req.mask_words ||
+	    req.mask_words > reuserps_max_mask_words(nr_cpu_ids) ||
+	    optlen != struct_size(&req, cpus, req.mask_words))
+		return ERR_PTR(-EINVAL);
+
+	rs = kzalloc_flex(*rs, cpus, req.mask_words, GFP_KERNEL_ACCOUNT);
+	if (!rs)
+		return ERR_PTR(-ENOMEM);
+	/* Set by kzalloc_flex() only where the compiler has counted_by. */
+	rs->mask_words = req.mask_words;
+	if (copy_from_sockptr_offset(rs->cpus, optval, sizeof(req),
+				     array_size(req.mask_words,
+						sizeof(rs->cpus[0])))) {
+		err = -EFAULT;
+		goto free;
+	}
+	err = reuserps_check_req(req.policy, req.flags, rs->cpus,
+				 req.mask_words, nr_cpu_ids);
+	if (err)
+		goto free;
+	rs->policy = req.policy;
+	rs->max_conns = req.max_conns;
+	return rs;
+free:
+	kfree(rs);
+	return ERR_PTR(err);
+}
+
+int tcp_setsockopt_reuserps(struct sock *sk, sockptr_t optval,
+			    unsigned int optlen)
+{
+	struct reuserps_sock *rs, *old;
+	int err = 0;
+
+	if (!sk_is_tcp(sk))
+		return -EOPNOTSUPP;
+
+	rs = reuserps_sock_parse(optval, optlen);
+	if (IS_ERR(rs))
+		return PTR_ERR(rs);
+	/* Before any listener can use the request; may sleep. */
+	if (!static_branch_inc(&reuserps_needed.key)) {
+		kfree(rs);
+		return -EUSERS;
+	}
+
+	sockopt_lock_sock(sk);
+	old = rcu_dereference_protected(tcp_sk(sk)->reuserps,
+					lockdep_sock_is_held(sk));
+	/* A new request keeps the listener's counts. */
+	if (old)
+		rs->listener = reuserps_listener_get(old->listener);
+	else
+		rs->listener = reuserps_listener_new(rs->max_conns);
+	if (!rs->listener)
+		err = -ENOMEM;
+	else if (sk->sk_state == TCP_LISTEN)
+		/* A member changes its CPUs and cap in its group's table. */
+		err = old ? reuserps_group_update(sk, rs) : -EINVAL;
+	else if (inet_sk(sk)->inet_num)
+		/* Bound: the port was checked against this request. */
+		err = -EINVAL;
+	else
+		rcu_assign_pointer(tcp_sk(sk)->reuserps, rs);
+	if (!err)
+		tcp_sk(sk)->reuserps_req = 1;
+	sockopt_release_sock(sk);
+
+	if (err) {
+		reuserps_sock_free(rs);
+		return err;
+	}
+	/* Admission and bind() may still be reading the old request. */
+	if (old)
+		call_rcu(&old->rcu, reuserps_sock_free_rcu);
+	return 0;
+}
+
+int tcp_getsockopt_reuserps(struct sock *sk, sockptr_t optval,
+			    sockptr_t optlen, int len)
+{
+	struct reuserps_info info = {};
+	struct reuserps_sock *rs;
+
+	if (!sk_is_tcp(sk))
+		return -EOPNOTSUPP;
+
+	sockopt_lock_sock(sk);
+	rs = rcu_dereference_protected(tcp_sk(sk)->reuserps,
+				       lockdep_sock_is_held(sk));
+	if (rs)
+		reuserps_group_info(sk, rs, &info);
+	sockopt_release_sock(sk);
+	if (!rs)
+		return -ENOENT;
+
+	/* The struct may grow at its end: copy what both sides know, as
+	 * TCP_INFO does (sk_getsockopt() refused a negative length).
+	 */
+	len = min_t(unsigned int, len, sizeof(info));
+	if (copy_to_sockptr(optval, &info, len) ||
+	    copy_to_sockptr(optlen, &len, sizeof(len)))
+		return -EFAULT;
+	return 0;
+}
+
+/* Fires reuserps_full if it is enabled; under rcu_read_lock(). */
+static void reuserps_trace_full(const struct sock *sk,
+				const struct reuserps_sock *rs, bool ack)
+{
+	struct reuserps_info info;
+
+	if (!trace_reuserps_full_enabled())
+		return;
+	reuserps_group_info(sk, rs, &info);
+	trace_reuserps_full(sk, info.max_conns, info.active_conns, ack);
+}
+
+/**
+ * __tcp_reuserps_syn - a SYN for a listener with SO_REUSERPS
+ * @sk: the listener, which the lookup picked; not locked, so its request
+ *	is read under RCU
+ *
+ * Return: false, firing reuserps_full, if @sk is at its cap: the SYN is
+ * dropped (ListenDrops) and the client retries.  Else true, with this
+ * CPU's round-robin turn moved past @sk.
+ */
+bool __tcp_reuserps_syn(const struct sock *sk)
+{
+	const struct reuserps_sock *rs;
+	bool room = true;
+
+	rcu_read_lock();
+	rs = rcu_dereference(tcp_sk(sk)->reuserps);
+	if (rs)
+		room = reuserps_listener_room(rs->listener);
+	if (!room)
+		reuserps_trace_full(sk, rs, false);
+	else if (rs)
+		reuserps_group_turn(sk);
+	rcu_read_unlock();
+	return room;
+}
+
+/**
+ * __tcp_reuserps_admit - take a slot for a connection about to be created
+ * @sk: the listener the connection's child is created for
+ * @lp: where to store the reference that carries the slot
+ * @tfo: for a Fast Open SYN: a refusal falls back to a normal handshake,
+ *	so it is neither counted nor traced as a drop
+ *
+ * The listener is not locked: its request may be replaced at any time,
+ * and the old one is freed after a grace period.
+ *
+ * Return: 0 (*@lp is NULL for a listener without SO_REUSERPS), or
+ * -ENOBUFS if the listener is at its cap, counted as a listen overflow:
+ * the caller drops the ACK as it would for a full accept queue.
+ */
+int __tcp_reuserps_admit(const struct sock *sk,
+			 struct reuserps_listener **lp, bool tfo)
+{
+	const struct reuserps_sock *rs;
+	int err = 0;
+
+	*lp = NULL;
+	rcu_read_lock();
+	rs = rcu_dereference(tcp_sk(sk)->reuserps);
+	if (rs && !reuserps_listener_admit(rs->listener)) {
+		err = -ENOBUFS;
+		if (!tfo)
+			reuserps_trace_full(sk, rs, true);
+	} else if (rs) {
+		/* The request holds the key, so it is on: the slot holds it
+		 * too, unless it is saturated.
+		 */
+		if (reuserps_key_get()) {
+			*lp = reuserps_listener_get(rs->listener);
+		} else {
+			net_warn_ratelimited("SO_REUSERPS: too many\n");
+			reuserps_listener_release(rs->listener);
+			err = -ENOBUFS;
+		}
+	}
+	rcu_read_unlock();
+	if (err && !tfo) {
+		__NET_INC_STATS(sock_net(sk), LINUX_MIB_LISTENOVERFLOWS);
+		tcp_listendrop(sk);
+	}
+	return err;
+}
+
+/* Ends the connection counted by @l and drops its references. */
+static void reuserps_conn_end(struct reuserps_listener *l)
+{
+	bool ok;
+
+	if (!l)
+		return;
+	/* The release may ring the group's bell, which RCU keeps. */
+	rcu_read_lock();
+	ok = reuserps_listener_release(l);
+	rcu_read_unlock();
+	/* Counted once, ended once: anything else is a bug here. */
+	DEBUG_NET_WARN_ON_ONCE(!ok);
+	reuserps_listener_put(l);
+	static_branch_slow_dec_deferred(&reuserps_needed);
+}
+
+/**
+ * __tcp_reuserps_settle - hand a slot to the child that owns its connection
+ * @child: what syn_recv_sock() returned (NULL: no child)
+ * @own_req: whether @child won the request (it is in the ehash)
+ * @l: the slot taken by __tcp_reuserps_admit()
+ *
+ * A child that lost the request to another ACK, or that MPTCP already
+ * closed, dies without a count; so does a missing child.
+ */
+void __tcp_reuserps_settle(struct sock *child, bool own_req,
+			   struct reuserps_listener *l)
+{
+	if (child && own_req && child->sk_state != TCP_CLOSE) {
+		/* The child is new, locked and not yet visible to its
+		 * owner; tcp_create_openreq_child() left its pointer NULL.
+		 */
+		reuserps_listener_hand(l);
+		WRITE_ONCE(tcp_sk(child)->reuserps_conn, l);
+		return;
+	}
+	reuserps_conn_end(l);
+}
+
+/**
+ * __tcp_reuserps_migrate - take a slot for a child that changes listener
+ * @nsk: the listener inet_csk_listen_stop() moves a counted child to
+ * @lp: where to store the new slot (NULL: none)
+ *
+ * Return: 0, or -ENOBUFS if @nsk is at its cap: the caller counts it in
+ * TcpMigrateReqFailure.
+ */
+int __tcp_reuserps_migrate(const struct sock *nsk,
+			   struct reuserps_listener **lp)
+{
+	const struct reuserps_sock *rs;
+	int err = 0;
+
+	*lp = NULL;
+	if (!sk_is_tcp(nsk))
+		return 0;
+	rcu_read_lock();
+	rs = rcu_dereference(tcp_sk(nsk)->reuserps);
+	if (rs && !reuserps_listener_admit(rs->listener)) {
+		err = -ENOBUFS;
+	} else if (rs) {
+		/* The child's count holds the key: it is on. */
+		if (reuserps_key_get()) {
+			*lp = reuserps_listener_get(rs->listener);
+		} else {
+			reuserps_listener_release(rs->listener);
+			err = -ENOBUFS;
+		}
+	}
+	rcu_read_unlock();
+	return err;
+}
+
+/**
+ * __tcp_reuserps_move - the migrated child counts on its new listener
+ * @child: the child, bh-locked
+ * @l: the slot __tcp_reuserps_migrate() took
+ *
+ * The child's socket lock may still be owned (a BPF iterator), in which
+ * case its backlog can close it meanwhile without the bh lock: whoever
+ * of us and tcp_set_state(TCP_CLOSE) comes second sees the other's
+ * write (both xchg, fully ordered) and ends the new count.
+ */
+void __tcp_reuserps_move(struct sock *child, struct reuserps_listener *l)
+{
+	reuserps_listener_hand(l);
+	reuserps_conn_end(xchg(&tcp_sk(child)->reuserps_conn, l));
+	if (inet_sk_state_load(child) == TCP_CLOSE)
+		reuserps_conn_end(xchg(&tcp_sk(child)->reuserps_conn, NULL));
+}
+
+/* The connection reached TCP_CLOSE, after its state was stored. */
+void __tcp_reuserps_end(struct sock *sk)
+{
+	reuserps_conn_end(xchg(&tcp_sk(sk)->reuserps_conn, NULL));
+}
+
+/* The socket is freed (a listener after a grace period: lockless readers
+ * of its request are gone).  Every count ended at TCP_CLOSE already.
+ */
+void __tcp_reuserps_destruct(struct sock *sk)
+{
+	struct reuserps_listener *l = xchg(&tcp_sk(sk)->reuserps_conn, NULL);
+	struct reuserps_sock *rs;
+
+	DEBUG_NET_WARN_ON_ONCE(l);
+	reuserps_conn_end(l);
+	rs = rcu_replace_pointer(tcp_sk(sk)->reuserps, NULL, 1);
+	if (rs)
+		reuserps_sock_free(rs);
+}
+
+/* What tcp_reuserps_diag_put() may add for @sk (tcp_diag, with
+ * INET_DIAG_INFO), sized for the largest CPU mask: the request may change
+ * between sizing and filling.
+ */
+size_t tcp_reuserps_diag_size(const struct sock *sk)
+{
+	size_t mask = array_size(reuserps_max_mask_words(nr_cpu_ids),
+				 sizeof(u64));
+
+	if (!sk_reuserps_requested(sk))
+		return 0;
+	return nla_total_size(0) +			/* the nest */
+	       4 * nla_total_size(sizeof(u32)) +	/* policy ... active */
+	       2 * nla_total_size_64bit(sizeof(u64)) +	/* total, skips */
+	       nla_total_size(mask);
+}
+EXPORT_SYMBOL_GPL(tcp_reuserps_diag_size);
+
+/**
+ * tcp_reuserps_diag_put - sock_diag's INET_DIAG_REUSERPS for a socket
+ * @sk: a TCP socket, full; a listener is not locked (dumps hold its
+ *	hash bucket's lock), so its request is read under RCU
+ * @skb: the reply
+ *
+ * The request (policy, cap, flags, CPUs) and the counts, as
+ * getsockopt(SO_REUSERPS) gives them; nothing for a socket without one.
+ *
+ * Return: 0, or -EMSGSIZE with @skb as it was.
+ */
+int tcp_reuserps_diag_put(struct sock *sk, struct sk_buff *skb)
+{
+	const struct reuserps_sock *rs;
+	struct reuserps_info info;
+	struct nlattr *nest;
+	int err = 0;
+
+	if (!sk_reuserps_requested(sk))
+		return 0;
+	rcu_read_lock();
+	rs = rcu_dereference(tcp_sk(sk)->reuserps);
+	if (!rs)
+		goto out;
+	reuserps_group_info(sk, rs, &info);
+	nest = nla_nest_start(skb, INET_DIAG_REUSERPS);
+	if (!nest) {
+		err = -EMSGSIZE;
+		goto out;
+	}
+	if (nla_put_u32(skb, REUSERPS_DIAG_POLICY, info.policy) ||
+	    nla_put_u32(skb, REUSERPS_DIAG_MAX_CONNS, info.max_conns) ||
+	    nla_put_u32(skb, REUSERPS_DIAG_FLAGS, info.flags) ||
+	    nla_put_u32(skb, REUSERPS_DIAG_ACTIVE, info.active_conns) ||
+	    nla_put_u64_64bit(skb, REUSERPS_DIAG_TOTAL, info.total_conns,
+			      REUSERPS_DIAG_PAD) ||
+	    nla_put_u64_64bit(skb, REUSERPS_DIAG_FULL_SKIPS, info.full_skips,
+			      REUSERPS_DIAG_PAD) ||
+	    nla_put(skb, REUSERPS_DIAG_CPUS,
+		    array_size(rs->mask_words, sizeof(u64)), rs->cpus)) {
+		nla_nest_cancel(skb, nest);
+		err = -EMSGSIZE;
+		goto out;
+	}
+	nla_nest_end(skb, nest);
+out:
+	rcu_read_unlock();
+	return err;
+}
+EXPORT_SYMBOL_GPL(tcp_reuserps_diag_put);
