@@ -485,6 +485,101 @@ def icount_section(d, add):
     return net, conn
 
 
+def cost_section(d, add):
+    """The v2 cost tables: sockets that do not use SO_REUSERPS in every
+    state of its key, against the base; selection with all but one
+    listener full, per policy; the cost of listen() as a group grows."""
+    ic = records(os.path.join(d, "icount.log"))
+    st = {(r["kernel"], r["state"], r["what"]): r for r in ic
+          if r.get("test") == "icount_state"}
+    loop = {r["kernel"]: r["insns"] for r in ic
+            if r.get("test") == "icount_loop"}
+
+    def cell(r, sub=0.0, prec=1):
+        if not r:
+            return "-"
+        return (f"{fmt(r['insns'] - sub, prec)} "
+                f"[{fmt(r['min'] - sub, prec)}, {fmt(r['max'] - sub, prec)}]")
+
+    if st:
+        add("## Sockets that do not use SO_REUSERPS, in every state of its "
+            "key\n")
+        add("Instructions under `-icount`, median [min, max] of the "
+            "repetitions, gcc kernels of the same configuration.  "
+            "`off`: no socket used SO_REUSERPS since boot; `on`: a "
+            "SO_REUSERPS listener exists on another port; `after`: it "
+            "was closed and the key's deferred decrement has run.  "
+            "Selection: `reuseport_select_sock()` on a plain group of 4 "
+            "listeners, net of the timer's loop.  Handshake: `connect()` "
+            "over loopback to that group (SYN, SYN+ACK and ACK in its "
+            "softirq).  Connection: socket, connect, accept and both "
+            "closes, to a listener without SO_REUSEPORT.\n")
+        add("| | base | off | on | after |")
+        add("|---|---|---|---|---|")
+        for what, label, prec in (("select", "plain SO_REUSEPORT "
+                                   "selection", 1),
+                                  ("handshake", "handshake to a listener "
+                                   "without SO_REUSERPS", 0),
+                                  ("conn", "connection without "
+                                   "SO_REUSEPORT", 0)):
+            row = [cell(st.get(("base", "base", what)),
+                        loop.get("base", 0) if what == "select" else 0,
+                        prec)]
+            for state in ("off", "on", "after"):
+                row.append(cell(st.get(("series", state, what)),
+                                loop.get("series", 0) if what == "select"
+                                else 0, prec))
+            add(f"| {label} | " + " | ".join(row) + " |")
+        add("")
+    full = {(r["kernel"], r["policy"], int(r["n"])): r for r in ic
+            if r.get("test") == "icount_full"}
+    if full:
+        add("## Selection with all but one listener full\n")
+        add("N listeners of CPU 0, each capped at one connection, all but "
+            "the last full and the CPU's turn on the first: instructions "
+            "per `reuseport_select_sock()` on CPU 0 with BHs off, as for "
+            "a SYN, median [min, max], net of the timer's loop.\n")
+        for k, what in (("series", "gcc 12"),
+                        ("llvm", "clang 19, `CONFIG_RUST_INLINE_HELPERS`")):
+            if not any(key[0] == k for key in full):
+                continue
+            add(f"{what}:\n")
+            add("| policy | " + " | ".join(f"N={n}" for n in ISIZES) +
+                " |")
+            add("|---|" + "---|" * len(ISIZES))
+            for p, label in (("rr", "round robin"), ("ff", "fill first"),
+                             ("lc", "least connections")):
+                add(f"| {label} | " + " | ".join(
+                    cell(full.get((k, p, n)), loop.get(k, 0))
+                    for n in ISIZES) + " |")
+            add("")
+    build = {(r["kernel"], r["mech"], int(r["k"])): r["insns"] for r in ic
+             if r.get("test") == "icount_build"}
+    host = records(os.path.join(d, "host.log"))
+    hb = {(int(r["n"]), int(r["iters"])): r["ir"] for r in host
+          if r.get("test") == "host_build"}
+    if build or hb:
+        add("## What a listen() costs as a group grows\n")
+        add("The k-th listener joining one group, one after another: "
+            "instructions of every CPU while its `listen()` runs, in the "
+            "gcc guest (listener k serving CPU k % CPUs); and the Rust "
+            "core alone on the host, per build of a table of k listeners "
+            "(callgrind, 20 builds minus none).\n")
+        add("| k | " + " | ".join(str(n) for n in ISIZES) + " |")
+        add("|---|" + "---|" * len(ISIZES))
+        for m, label in (("hash", "listen(), plain SO_REUSEPORT"),
+                         ("rps_rr", "listen(), SO_REUSERPS")):
+            if any(key[1] == m for key in build):
+                add(f"| {label} | " + " | ".join(
+                    fmt(build.get(("series", m, n), float("nan")), 0)
+                    for n in ISIZES) + " |")
+        if hb:
+            add("| table build, host | " + " | ".join(
+                fmt((hb.get((n, 20), 0) - hb.get((n, 0), 0)) / 20, 0)
+                for n in ISIZES) + " |")
+        add("")
+
+
 def main():
     d = sys.argv[1]
     cpus = sys.argv[2] if len(sys.argv) > 2 else "?"
@@ -518,6 +613,7 @@ def main():
     rps = rps_section(d, g, add)
 
     ics = icount_section(d, add)
+    cost_section(d, add)
     sim_section(d, add)
     big_section(d, add)
 

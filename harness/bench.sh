@@ -156,6 +156,14 @@ for n in 4 16 64 256; do
 			sed -n "s/.*Collected : \([0-9]*\).*/R test=host n=$n iters=$iters ir=\1/p"
 	done
 done >"$out/host.log"
+# And per build of a table of n listeners (listen()), n up to 1024.
+for n in 1 4 16 64 256 1024; do
+	for iters in 0 20; do
+		valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+			"$bin" build "$n" "$iters" 2>&1 |
+			sed -n "s/.*Collected : \([0-9]*\).*/R test=host_build n=$n iters=$iters ir=\1/p"
+	done
+done >>"$out/host.log"
 
 # Locality on a larger guest: 32 vCPUs, RPS over all of them, plain hash
 # against SO_REUSERPS (a smoke run: one repetition, 20 connections per

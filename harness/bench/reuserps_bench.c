@@ -1096,6 +1096,273 @@ static void run_icount_conn(int conns, int reps)
 	}
 }
 
+/* The median of @reps values in @v, with their range, as "insns= min= max=". */
+static void print_median(const char *head, double *v, int reps, int prec)
+{
+	qsort(v, reps, sizeof(double), cmp_double);
+	printf("%s insns=%.*f min=%.*f max=%.*f\n", head, prec, v[reps / 2],
+	       prec, v[0], prec, v[reps - 1]);
+}
+
+/* A listener without SO_REUSEPORT on 127.0.0.1, a new port. */
+static void plain_open(struct group *g)
+{
+	socklen_t alen = sizeof(g->addr);
+	int one = 1;
+
+	memset(g, 0, sizeof(*g));
+	g->m = HASH;
+	g->n = 1;
+	g->addr.sin_family = AF_INET;
+	g->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	g->fd[0] = socket(AF_INET, SOCK_STREAM, 0);
+	if (g->fd[0] < 0 ||
+	    setsockopt(g->fd[0], SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(g->fd[0], (struct sockaddr *)&g->addr, sizeof(g->addr)) ||
+	    listen(g->fd[0], 4096) ||
+	    getsockname(g->fd[0], (struct sockaddr *)&g->addr, &alen))
+		die("plain listener");
+}
+
+/*
+ * The handshake alone: connect() over loopback, in whose softirq the SYN,
+ * the SYN+ACK and the ACK run on CPU 0; the accept() and the closes that
+ * follow are not counted.
+ */
+static double handshake_insns(struct group *g, int conns)
+{
+	struct pollfd pfd[MAX_L];
+	double t = 0, t0;
+	int k, i;
+
+	for (i = 0; i < g->n; i++)
+		pfd[i] = (struct pollfd){ .fd = g->fd[i], .events = POLLIN };
+	for (k = 0; k < conns; k++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0), c = -1;
+
+		if (fd < 0)
+			die("socket");
+		t0 = now();
+		if (connect(fd, (struct sockaddr *)&g->addr, sizeof(g->addr)))
+			die("connect");
+		t += now() - t0;
+		if (poll(pfd, g->n, 1000) <= 0)
+			die("poll");
+		for (i = 0; i < g->n && c < 0; i++)
+			if (pfd[i].revents & POLLIN)
+				c = accept(g->fd[i], NULL, NULL);
+		if (c < 0)
+			die("accept");
+		close(c);
+		close(fd);
+	}
+	return t * 1e9 / conns;
+}
+
+/*
+ * What a socket that does not use SO_REUSERPS pays, in each state of the
+ * option's static key: "off" (no socket has used it since boot: this
+ * runs first), "on" (a SO_REUSERPS listener exists, on another port) and
+ * "after" (it is gone, and so, a second later, is the key).  On a kernel
+ * without the option there is one state, "base".  Measured: a plain
+ * SO_REUSEPORT selection (4 listeners), the handshake to one of them, and
+ * a whole connection to a listener without SO_REUSEPORT.
+ */
+static void run_icount_states(long iters, int conns, int reps)
+{
+	static const char *const states[] = { "off", "on", "after" };
+	struct reuserps_info info;
+	socklen_t len = sizeof(info);
+	int s, r, probe, keep = -1, base;
+	struct group g;
+	double v[16];
+	char head[96];
+
+	pin(0);
+	/* getsockopt() tells a kernel with the option (ENOENT: no request
+	 * yet) from one without (ENOPROTOOPT), and turns nothing on.
+	 */
+	probe = socket(AF_INET, SOCK_STREAM, 0);
+	base = getsockopt(probe, SOL_SOCKET, SO_REUSERPS, &info, &len) &&
+	       errno == ENOPROTOOPT;
+	close(probe);
+	for (s = 0; s < (base ? 1 : 3); s++) {
+		const char *st = base ? "base" : states[s];
+
+		if (s == 1) {
+			struct group k;
+
+			group_open(&k, RPS_RR, 1, 0);
+			keep = k.fd[0];
+		}
+		if (s == 2) {
+			close(keep);
+			sleep(2);
+		}
+		group_open(&g, HASH, 4, 0);
+		for (r = 0; r < reps; r++)
+			if (select_ns(g.fd[0], iters, &v[r]))
+				die("select timer");
+		snprintf(head, sizeof(head), "R test=icount_state state=%s "
+			 "what=select", st);
+		print_median(head, v, reps, 2);
+		handshake_insns(&g, conns / 4);
+		for (r = 0; r < reps; r++)
+			v[r] = handshake_insns(&g, conns);
+		snprintf(head, sizeof(head), "R test=icount_state state=%s "
+			 "what=handshake", st);
+		print_median(head, v, reps, 0);
+		group_close(&g);
+		plain_open(&g);
+		conn_insns(&g, conns / 4);
+		for (r = 0; r < reps; r++)
+			v[r] = conn_insns(&g, conns);
+		snprintf(head, sizeof(head), "R test=icount_state state=%s "
+			 "what=conn", st);
+		print_median(head, v, reps, 0);
+		group_close(&g);
+	}
+}
+
+/* Closes @c with a reset: its connection ends at once on the server. */
+static void reset_close(int c)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(c);
+}
+
+/*
+ * Selection with n listeners of CPU 0 capped at one connection each, all
+ * but the last full, and the CPU's turn on the first: n connections from
+ * CPU 0 fill them in order (the last one by every policy), then the
+ * last one's is reset.  The cost of passing over n - 1 full listeners.
+ */
+static void run_icount_full(long iters, int reps)
+{
+	static const int sizes[] = { 1, 4, 16, 64, 256, 1024 };
+	static const struct {
+		const char *name;
+		__u32 policy;
+	} pol[] = {
+		{ "rr", REUSERPS_ROUND_ROBIN },
+		{ "ff", REUSERPS_FILL_FIRST },
+		{ "lc", REUSERPS_LEAST_CONNS },
+	};
+	static int fd[MAX_L], cl[MAX_L];
+	struct sockaddr_in addr = { .sin_family = AF_INET };
+	struct reuserps_info info;
+	int p, s, n, i, r, one = 1;
+	socklen_t len;
+	double v[16];
+	char head[96];
+
+	pin(0);
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (p = 0; p < 3; p++) {
+		for (s = 0; s < 6; s++) {
+			n = sizes[s];
+			addr.sin_port = 0;
+			for (i = 0; i < n; i++) {
+				fd[i] = socket(AF_INET, SOCK_STREAM, 0);
+				len = sizeof(addr);
+				if (fd[i] < 0 ||
+				    setsockopt(fd[i], SOL_SOCKET, SO_REUSEPORT,
+					       &one, sizeof(one)))
+					die("full socket");
+				set_reuserps(fd[i], pol[p].policy, 1, 0);
+				if (bind(fd[i], (struct sockaddr *)&addr,
+					 sizeof(addr)) || listen(fd[i], 16) ||
+				    getsockname(fd[i], (struct sockaddr *)&addr,
+						&len))
+					die("full listener");
+			}
+			for (i = 0; i < n; i++) {
+				cl[i] = socket(AF_INET, SOCK_STREAM, 0);
+				if (cl[i] < 0 ||
+				    connect(cl[i], (struct sockaddr *)&addr,
+					    sizeof(addr)))
+					die("full connect");
+			}
+			reset_close(cl[n - 1]);
+			for (i = 0; i < 1000; i++) {
+				len = sizeof(info);
+				if (getsockopt(fd[n - 1], SOL_SOCKET, SO_REUSERPS,
+					       &info, &len))
+					die("full SO_REUSERPS");
+				if (!info.active_conns)
+					break;
+				usleep(1000);
+			}
+			if (info.active_conns)
+				die("full: the last listener stays full");
+			select_ns(fd[0], iters / 4, &v[0]);
+			for (r = 0; r < reps; r++)
+				if (select_ns(fd[0], iters, &v[r]))
+					die("select timer");
+			snprintf(head, sizeof(head),
+				 "R test=icount_full policy=%s n=%d",
+				 pol[p].name, n);
+			print_median(head, v, reps, 2);
+			for (i = 0; i < n - 1; i++)
+				reset_close(cl[i]);
+			for (i = 0; i < n; i++)
+				close(fd[i]);
+		}
+	}
+}
+
+/*
+ * What a listen() costs as listeners join one group, one after another, up
+ * to 1024 (instructions of every CPU while it runs): plain SO_REUSEPORT,
+ * then SO_REUSERPS round robin, listener k serving CPU k % CPUs.  The
+ * k-th join of each size is reported.
+ */
+static void run_icount_build(void)
+{
+	static const int sizes[] = { 1, 4, 16, 64, 256, 1024 };
+	static int fd[MAX_L];
+	struct sockaddr_in addr = { .sin_family = AF_INET };
+	int m, i, s, one = 1;
+	socklen_t len;
+	double t0, t;
+
+	pin(0);
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (m = 0; m < 2; m++) {
+		addr.sin_port = 0;
+		for (i = 0, s = 0; i < MAX_L; i++) {
+			fd[i] = socket(AF_INET, SOCK_STREAM, 0);
+			len = sizeof(addr);
+			if (fd[i] < 0 ||
+			    setsockopt(fd[i], SOL_SOCKET, SO_REUSEPORT, &one,
+				       sizeof(one)))
+				die("build socket");
+			if (m)
+				set_reuserps(fd[i], REUSERPS_ROUND_ROBIN, 0,
+					     i % ncpus);
+			if (bind(fd[i], (struct sockaddr *)&addr, sizeof(addr)))
+				die("build bind");
+			t0 = now();
+			if (listen(fd[i], 16))
+				die("build listen");
+			t = (now() - t0) * 1e9;
+			if (!i && getsockname(fd[i], (struct sockaddr *)&addr,
+					      &len))
+				die("build getsockname");
+			if (i + 1 == sizes[s]) {
+				printf("R test=icount_build mech=%s k=%d "
+				       "insns=%.0f\n", m ? "rps_rr" : "hash",
+				       i + 1, t);
+				s++;
+			}
+		}
+		for (i = 0; i < MAX_L; i++)
+			close(fd[i]);
+	}
+}
+
 /*
  * Usage: reuserps_bench [SECS [REPS [MECH,MECH...]]]
  *        reuserps_bench icount ITERS CONNS REPS [MECH,MECH...]
@@ -1156,8 +1423,14 @@ int main(int argc, char **argv)
 			wanted[m] = argc < 6 || strstr(argv[5], mech_name[m]);
 		printf("R test=setup mode=icount cpus=%d reps=%d\n", ncpus,
 		       reps);
+		/* First, while no socket has used SO_REUSERPS. */
+		run_icount_states(atol(argv[2]), atoi(argv[3]), reps);
 		run_icount_select(atol(argv[2]), reps);
 		run_icount_conn(atoi(argv[3]), reps);
+		if (wanted[RPS_RR]) {
+			run_icount_full(atol(argv[2]), reps);
+			run_icount_build();
+		}
 		return 0;
 	}
 	printf("R test=setup cpus=%d secs=%.1f reps=%d ff_cap=%d\n", ncpus,

@@ -87,6 +87,12 @@ impl BenchTable {
         }
     }
 
+    /// Builds the table again, as a listen() of one of its members would:
+    /// the cost of a build of `n` listeners, for the build curve.
+    pub fn rebuild(&mut self, ncpus: usize) {
+        self.table = table_one_cpu_each(table::Policy::RoundRobin, &self._listeners, ncpus);
+    }
+
     /// One selection for a SYN processed on `cpu`: the listener's index.
     pub fn select(&self, cpu: usize, hash: u32) -> usize {
         match self.table.pick(cpu, hash, &NoTopology, true) {

@@ -385,10 +385,11 @@ pub unsafe extern "C" fn reuserps_listener_info(
 
 /// Builds a table of `n` members, in the order given (registration order).
 ///
-/// Stores it in `*new` and returns 0, or returns `-EINVAL` (unknown
-/// policy, a mask past this table's limits) or `-ENOMEM`, leaving
-/// nothing behind.  Process context, may sleep: the table is
-/// kvmalloc-backed and charged to the caller's memory cgroup.
+/// Stores it in `*new` and returns 0, or returns `-EINVAL` for an unknown
+/// policy or `-ENOMEM`, leaving nothing behind; inconsistent members, a
+/// bug of the caller, are reported with a warning and also `-ENOMEM`.
+/// Process context, may sleep: the table is kvmalloc-backed and charged to
+/// the caller's memory cgroup.
 ///
 /// # Safety
 ///
@@ -431,7 +432,17 @@ pub unsafe extern "C" fn reuserps_table_build(
             // `into_foreign()`.
             Arc::from(unsafe { <Arc<Bell> as ForeignOwnable>::borrow(bell.cast()) })
         });
-        let t = Table::build(policy, inputs, bell.as_ref(), GFP_KERNEL_ACCOUNT)?;
+        let t = match Table::build(policy, inputs, bell.as_ref(), GFP_KERNEL_ACCOUNT) {
+            Ok(t) => t,
+            Err(e) if e == ENOMEM => return Err(e),
+            // C passes checked masks that it keeps unchanged: anything else
+            // is a bug here, not a bad request.  Say so; the caller keeps
+            // the table it has, as without memory.
+            Err(_) => {
+                kernel::warn_on!(true);
+                return Err(ENOMEM);
+            }
+        };
         let t = table_into_foreign(t)?;
         // SAFETY: The caller guarantees `new` is writable.
         unsafe { new.write(t) };
