@@ -553,6 +553,22 @@ def cost_section(d, add):
                     cell(full.get((k, p, n)), loop.get(k, 0))
                     for n in ISIZES) + " |")
             add("")
+    syn = {(r["kernel"], r["mech"]): r for r in ic
+           if r.get("test") == "icount_syn"}
+    if syn:
+        add("## The SYN path of a SO_REUSERPS listener\n")
+        add("The handshake alone (`connect()` over loopback from CPU 0: "
+            "SYN, SYN+ACK and ACK in its softirq) to a group of one "
+            "listener per CPU, median [min, max]: the lookup, the SYN's "
+            "check and turn (one call into the Rust core each), and the "
+            "admission at the ACK.\n")
+        add("| group | base | gcc | clang |")
+        add("|---|---|---|---|")
+        for m in ("hash", "rps_rr", "rps_ff"):
+            add(f"| {LABEL.get(m, m)} | " + " | ".join(
+                cell(syn.get((k, m)), 0, 0)
+                for k in ("base", "series", "llvm")) + " |")
+        add("")
     build = {(r["kernel"], r["mech"], int(r["k"])): r["insns"] for r in ic
              if r.get("test") == "icount_build"}
     host = records(os.path.join(d, "host.log"))

@@ -1224,6 +1224,34 @@ static void run_icount_states(long iters, int conns, int reps)
 	}
 }
 
+/*
+ * The handshake (SYN, SYN+ACK, ACK in connect()'s softirq on CPU 0) to a
+ * group of one listener per CPU, by mechanism: what the SYN path of a
+ * SO_REUSERPS listener costs against a plain one.
+ */
+static void run_icount_syn(int conns, int reps)
+{
+	static const enum mech ms[] = { HASH, RPS_RR, RPS_FF };
+	struct group g;
+	double v[16];
+	char head[96];
+	int i, r;
+
+	pin(0);
+	for (i = 0; i < 3; i++) {
+		if (!wanted[ms[i]])
+			continue;
+		group_open(&g, ms[i], ncpus, ms[i] == RPS_FF ? 1 << 20 : 0);
+		handshake_insns(&g, conns / 4);
+		for (r = 0; r < reps; r++)
+			v[r] = handshake_insns(&g, conns);
+		snprintf(head, sizeof(head), "R test=icount_syn mech=%s",
+			 mech_name[ms[i]]);
+		print_median(head, v, reps, 0);
+		group_close(&g);
+	}
+}
+
 /* Closes @c with a reset: its connection ends at once on the server. */
 static void reset_close(int c)
 {
@@ -1427,6 +1455,7 @@ int main(int argc, char **argv)
 		run_icount_states(atol(argv[2]), atoi(argv[3]), reps);
 		run_icount_select(atol(argv[2]), reps);
 		run_icount_conn(atoi(argv[3]), reps);
+		run_icount_syn(atoi(argv[3]), reps);
 		if (wanted[RPS_RR]) {
 			run_icount_full(atol(argv[2]), reps);
 			run_icount_build();

@@ -21,9 +21,9 @@
  * one with reuserps_table_free() after a grace period.
  * reuserps_table_pick(), the lookup's fast path, and reuserps_table_select()
  * run under rcu_read_lock() in any context: no lock, no allocation;
- * reuserps_table_turn() records that a listener took a connection request
- * (its CPU's round-robin turn and the full listeners passed over), in the
- * same context.  Each CPU writes only its own part of a table.
+ * reuserps_table_syn() tells whether a listener has room for a SYN and,
+ * if it has, records that it took the request (its CPU's round-robin turn
+ * and the full listeners passed over), in the same context.  Each CPU writes only its own part of a table.
  *
  * struct reuserps_bell, one per group, tells the CPUs when a listener of
  * the group gets room again, so that they can skip those they found full
@@ -90,8 +90,8 @@ void reuserps_table_free(const struct reuserps_table *t);
 struct sock *reuserps_table_pick(const struct reuserps_table *t, u32 cpu);
 struct sock *reuserps_table_select(const struct reuserps_table *t, u32 cpu,
 				   u32 hash, bool own);
-void reuserps_table_turn(const struct reuserps_table *t, u32 cpu,
-			 const struct sock *sk);
+bool reuserps_table_syn(const struct reuserps_table *t, u32 cpu,
+			const struct sock *sk, struct reuserps_listener *l);
 void reuserps_table_fold(const struct reuserps_table *t,
 			 struct reuserps_listener *l);
 

@@ -542,23 +542,32 @@ pub unsafe extern "C" fn reuserps_table_select(
     }
 }
 
-/// Records that `sk` took a connection request picked on `cpu`: moves the
-/// CPU's round-robin turn past it and counts the full listeners passed
-/// over.  Softirq, RCU read side: no lock, no allocation.
+/// A SYN for the listener `sk`, with state `l`, processed on `cpu`: whether
+/// `l` has room and, if it has, `sk` takes the request: in `t` (NULL:
+/// none), the CPU's round-robin turn moves past it and the full listeners
+/// passed over count.  One call for the SYN path.  Softirq, RCU read
+/// side: no lock, no allocation.
 ///
 /// # Safety
 ///
-/// `t` must be a live table (RCU protected).
+/// `t` must be NULL or a live table (RCU protected); the caller must hold
+/// a reference to `l`.
 #[export]
-pub unsafe extern "C" fn reuserps_table_turn(
+pub unsafe extern "C" fn reuserps_table_syn(
     t: *const bindings::reuserps_table,
     cpu: u32,
     sk: *const bindings::sock,
-) {
-    // SAFETY: The caller guarantees `t` is live for the whole call.
+    l: *mut bindings::reuserps_listener,
+) -> bool {
+    // SAFETY: The caller holds a reference to `l` for the whole call.
+    if unsafe { listener(l) }.room() != Room::Yes {
+        return false;
+    }
+    // SAFETY: The caller guarantees `t` is NULL or live for the whole call.
     if let Some(t) = unsafe { table(t) } {
         t.turn(cpu as usize, sk.expose_provenance());
     }
+    true
 }
 
 /// Moves `l`'s full skips in `t` to `l`, which leaves its group.  Under
@@ -694,8 +703,8 @@ mod ffi_tests {
         // Only a request taken counts a full skip: `a`, passed over.
         // SAFETY: `a` is held.
         assert_eq!(unsafe { listener(a) }.info().full_skips, 0);
-        // SAFETY: `t2` is live.
-        unsafe { reuserps_table_turn(t2, 0, sy) };
+        // SAFETY: `t2` is live; `b` is held.
+        assert!(unsafe { reuserps_table_syn(t2, 0, sy, b) });
         // A CPU without listeners: the member with room.
         // SAFETY: `t2` is live.
         assert!(unsafe { reuserps_table_select(t2, 5, 0, false) }.cast_const() == sy);

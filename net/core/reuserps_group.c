@@ -462,25 +462,27 @@ static struct sock *reuserps_select_cpu(struct sock_reuseport *reuse, int cpu,
 }
 
 /**
- * reuserps_group_turn - the listener @sk takes a connection request
- * @sk: a listener with SO_REUSERPS, answering a SYN on this CPU
+ * reuserps_group_syn - a SYN for the listener @sk, processed on this CPU
+ * @sk: a listener with SO_REUSERPS, under rcu_read_lock()
+ * @l: its state
  *
- * Moves this CPU's round-robin turn past @sk and counts the full
- * listeners passed over, in the table the SYN's lookup used (or its
- * successor).  Not when a program selects for the group.  Softirq.
+ * One call into the Rust core: whether @l has room and, if it has, @sk
+ * takes the request: this CPU's round-robin turn moves past it, and the
+ * full listeners passed over count, in the table the SYN's lookup used
+ * (or its successor).  Not the table when a program selects for the
+ * group.
+ *
+ * Return: false if @l is at its cap.
  */
-void reuserps_group_turn(const struct sock *sk)
+bool reuserps_group_syn(const struct sock *sk, struct reuserps_listener *l)
 {
 	const struct reuserps_table *t = NULL;
 	struct sock_reuseport *reuse;
 
-	rcu_read_lock();
 	reuse = rcu_dereference(sk->sk_reuseport_cb);
 	if (reuse && !rcu_access_pointer(reuse->prog))
 		t = reuserps_table_of(reuse);
-	if (t)
-		reuserps_table_turn(t, raw_smp_processor_id(), sk);
-	rcu_read_unlock();
+	return reuserps_table_syn(t, raw_smp_processor_id(), sk, l);
 }
 
 /**

@@ -219,12 +219,10 @@ bool __tcp_reuserps_syn(const struct sock *sk)
 
 	rcu_read_lock();
 	rs = rcu_dereference(tcp_sk(sk)->reuserps);
-	if (rs)
-		room = reuserps_listener_room(rs->listener);
-	if (!room)
+	if (rs && !reuserps_group_syn(sk, rs->listener)) {
+		room = false;
 		reuserps_trace_full(sk, rs, false);
-	else if (rs)
-		reuserps_group_turn(sk);
+	}
 	rcu_read_unlock();
 	return room;
 }
