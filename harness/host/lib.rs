@@ -62,6 +62,7 @@ fn table_one_cpu_each(
             handle: i,
             listener: l,
             mask: m,
+            reg: l.registration(),
         });
     table::Table::build(policy, inputs, None, GFP_KERNEL).expect("table")
 }

@@ -6,7 +6,7 @@
 use crate::kunit::{gone, handle, Classes, Group};
 use crate::listener::Bell;
 use crate::listener::Listener;
-use crate::table::{check_mask, max_mask_words, Pick, Policy};
+use crate::table::{check_mask, max_mask_words, Input, Pick, Policy, Table};
 use kernel::alloc::{self as mem, flags::GFP_KERNEL as G};
 use kernel::error::code::{EINVAL, ENOMEM};
 use kernel::sync::{Arc, ArcBorrow};
@@ -320,6 +320,29 @@ fn a_build_leaves_out_who_left_before_it() {
     assert_eq!(t.pick(1, 0), Pick::Full(0));
     assert!(l0.release());
     assert!((0..4).all(|_| t.select(1, 0) == Pick::Cpu(0)));
+}
+
+#[test]
+fn a_table_names_the_registration_its_caller_saw() {
+    // C saw listener 1 a member, registered; before the build read it, it
+    // left and registered again, in another group: this table, built for
+    // the registration C saw, must never pick it.
+    let (l0, l1) = (lref(0), lref(0));
+    let saw = l1.registration();
+    set_gone(&l1, true);
+    set_gone(&l1, false);
+    let (m0, m1) = (mask_of(&[0]), mask_of(&[1]));
+    let inputs = [(0, &l0, &m0, l0.registration()), (1, &l1, &m1, saw)].map(
+        |(handle, listener, mask, reg)| Input {
+            handle,
+            listener,
+            mask,
+            reg,
+        },
+    );
+    let t = Table::build(Policy::RoundRobin, inputs.into_iter(), None, G).unwrap();
+    assert_eq!(t.pick(0, 0, &crate::NoTopology, true), Pick::Cpu(0));
+    assert_eq!(t.pick(1, 0, &crate::NoTopology, true), Pick::Other(0));
 }
 
 #[test]

@@ -54,6 +54,7 @@ bool reuserps_listener_admit(struct reuserps_listener *l);
 void reuserps_listener_hand(struct reuserps_listener *l);
 bool reuserps_listener_room(struct reuserps_listener *l);
 bool reuserps_listener_release(struct reuserps_listener *l);
+u32 reuserps_listener_registration(struct reuserps_listener *l);
 void reuserps_listener_configure(struct reuserps_listener *l, u32 max_conns,
 				 bool gone);
 void reuserps_listener_set_bell(struct reuserps_listener *l,
@@ -72,6 +73,8 @@ void reuserps_bell_put(struct reuserps_bell *b);
  * @cpus: the CPUs it is registered for
  * @mask_words: the number of 64-bit words at @cpus
  * @seq: its place in registration order; members are passed in that order
+ * @reg: its registration when the caller found it a member, from
+ *	reuserps_listener_registration(): the table names it for that one
  */
 struct reuserps_member {
 	struct sock			*sk;
@@ -79,6 +82,7 @@ struct reuserps_member {
 	const u64			*cpus;
 	u32				mask_words;
 	u32				seq;
+	u32				reg;
 };
 
 int reuserps_table_build(u32 policy, const struct reuserps_member *members,

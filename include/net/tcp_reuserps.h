@@ -12,6 +12,7 @@
 #define _NET_TCP_REUSERPS_H
 
 #include <linux/rcupdate.h>
+#include <linux/refcount.h>
 #include <linux/sockptr.h>
 #include <linux/tcp.h>
 #include <linux/types.h>
@@ -22,7 +23,8 @@ struct sk_buff;
 
 /**
  * struct reuserps_sock - what SO_REUSERPS asked for, owned by the socket
- * @rcu: frees a replaced request once lockless readers are done with it
+ * @rcu: drops a replaced request once lockless readers are done with it
+ * @ref: the socket's reference, and a table build's while it reads @cpus
  * @listener: the listener's cap and connection counts (one reference)
  * @policy: REUSERPS_ROUND_ROBIN, REUSERPS_FILL_FIRST or REUSERPS_LEAST_CONNS
  * @max_conns: cap on active connections, 0 for none
@@ -35,11 +37,12 @@ struct sk_buff;
  * under reuseport_lock; a new request keeps the listener of the one it
  * replaces.  Read without either lock by admission (softirq) and by
  * bind() conflict checks, which is why a replaced request is freed after
- * an RCU grace period.  Each holds a reference on reuserps_needed.  Freed
+ * an RCU grace period.  Each holds a reference on reuserps_needed.  Put
  * by the socket's destructor.
  */
 struct reuserps_sock {
 	struct rcu_head			rcu;
+	refcount_t			ref;
 	struct reuserps_listener	*listener;
 	u32				policy;
 	u32				max_conns;
@@ -49,6 +52,15 @@ struct reuserps_sock {
 };
 
 #if IS_ENABLED(CONFIG_REUSERPS)
+void reuserps_sock_put(struct reuserps_sock *rs);
+
+/* Another reference to a request its holder keeps alive. */
+static inline struct reuserps_sock *reuserps_sock_get(struct reuserps_sock *rs)
+{
+	refcount_inc(&rs->ref);
+	return rs;
+}
+
 int tcp_setsockopt_reuserps(struct sock *sk, sockptr_t optval,
 			    unsigned int optlen);
 int tcp_getsockopt_reuserps(struct sock *sk, sockptr_t optval,

@@ -70,9 +70,10 @@ impl Topology for KernelTopology {
     }
 
     fn same_node(&self, a: usize, b: usize) -> bool {
-        // SAFETY: Both are possible CPUs; any context.
-        Self::cpus(a, b)
-            .is_some_and(|(a, b)| unsafe { bindings::cpu_to_node(a) == bindings::cpu_to_node(b) })
+        Self::cpus(a, b).is_some_and(|(a, b)| {
+            // SAFETY: Both are possible CPUs; any context.
+            unsafe { bindings::cpu_to_node(a) == bindings::cpu_to_node(b) }
+        })
     }
 }
 
@@ -283,6 +284,20 @@ pub unsafe extern "C" fn reuserps_listener_release(l: *mut bindings::reuserps_li
     unsafe { listener(l) }.release()
 }
 
+/// The registration of `l` now, for a table to name (see `struct
+/// reuserps_member`).
+///
+/// # Safety
+///
+/// The caller must hold a reference to `l`.
+#[export]
+pub unsafe extern "C" fn reuserps_listener_registration(
+    l: *mut bindings::reuserps_listener,
+) -> u32 {
+    // SAFETY: The caller holds a reference for the duration of the call.
+    unsafe { listener(l) }.registration()
+}
+
 /// Sets the cap of `l` and marks it registered (`gone` false) or not.
 ///
 /// # Safety
@@ -423,6 +438,7 @@ pub unsafe extern "C" fn reuserps_table_build(
         let inputs = members.iter().zip(ls.iter()).map(|(m, l)| Input {
             handle: m.sk.expose_provenance(),
             listener: l,
+            reg: m.reg,
             // SAFETY: The caller guarantees the mask is readable and
             // unchanged during the call.
             mask: unsafe { mask(m.cpus, m.mask_words) },
@@ -666,6 +682,8 @@ mod ffi_tests {
             cpus: m,
             mask_words: 1,
             seq: 0,
+            // SAFETY: `l` is held.
+            reg: unsafe { reuserps_listener_registration(l) },
         };
         let both = [member(sx, a), member(sy, b)];
         // SAFETY: `both` has two members with held listeners and masks.

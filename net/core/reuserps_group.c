@@ -227,18 +227,21 @@ static int reuserps_member_cmp(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Drops the references that reuserps_members_take() took. */
+/* Drops the requests that reuserps_members_take() took: each member's
+ * mask is its request's.
+ */
 static void reuserps_members_put(struct reuserps_member *m, u32 n)
 {
 	while (n--)
-		sock_put(m[n].sk);
+		reuserps_sock_put(container_of((void *)m[n].cpus,
+					       struct reuserps_sock, cpus));
 }
 
 /* The listening members of @reuse, @sk with @rs if not NULL, into @m,
- * under reuseport_lock and the group's build_lock.  The build reads their
- * masks where they are, outside reuseport_lock: a listening member's
- * request is replaced only under build_lock, and the reference taken on
- * each member keeps its request from being freed.
+ * under reuseport_lock: each with a reference to its request, whose mask
+ * the build reads where it is, outside the lock (the socket may stop
+ * listening and replace its request meanwhile), and with its listener's
+ * registration as of now, which the table will name.
  *
  * Return: the number of members with SO_REUSERPS, filled in only if it is
  * at most @max.
@@ -265,9 +268,9 @@ static u32 reuserps_members_take(struct reuserps_member *m, u32 max,
 			r = rs;
 		m[n].sk = s;
 		m[n].listener = r->listener;
-		m[n].cpus = r->cpus;
+		m[n].reg = reuserps_listener_registration(r->listener);
+		m[n].cpus = reuserps_sock_get(r)->cpus;
 		m[n].mask_words = r->mask_words;
-		sock_hold(s);
 		n++;
 	}
 	return n;
@@ -335,8 +338,14 @@ again:
 	reuse = rcu_dereference_protected(sk->sk_reuseport_cb,
 					  lockdep_is_held(&reuseport_lock));
 	err = 0;
-	if (!reuse || reuserps_group_get(reuse) != g ||
-	    (!rs && g->built == g->gen))
+	if (!reuse || reuserps_group_get(reuse) != g) {
+		/* As above: a new request is kept, for no table. */
+		DEBUG_NET_WARN_ON_ONCE(1);
+		if (rs)
+			rcu_assign_pointer(tcp_sk(sk)->reuserps, rs);
+		goto unlock;
+	}
+	if (!rs && g->built == g->gen)
 		goto unlock;
 	n = reuserps_members_take(m, max, reuse, sk, rs);
 	if (n > max) {

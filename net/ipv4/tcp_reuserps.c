@@ -59,18 +59,28 @@ static bool reuserps_key_get(void)
 	return static_key_fast_inc_not_disabled(&reuserps_needed.key.key);
 }
 
-/* Frees a request that took its reference on the key. */
-static void reuserps_sock_free(struct reuserps_sock *rs)
+/**
+ * reuserps_sock_put - drop a reference to a request
+ * @rs: the request; the last reference frees it, with the references it
+ *	holds on its listener and on the key
+ *
+ * Lockless readers find a request only through its socket: the socket's
+ * reference is dropped an RCU grace period after they can no longer find
+ * it, so a table build's, the only other, frees it at once.
+ */
+void reuserps_sock_put(struct reuserps_sock *rs)
 {
+	if (!refcount_dec_and_test(&rs->ref))
+		return;
 	if (rs->listener)
 		reuserps_listener_put(rs->listener);
 	kfree(rs);
 	static_branch_slow_dec_deferred(&reuserps_needed);
 }
 
-static void reuserps_sock_free_rcu(struct rcu_head *head)
+static void reuserps_sock_put_rcu(struct rcu_head *head)
 {
-	reuserps_sock_free(container_of(head, struct reuserps_sock, rcu));
+	reuserps_sock_put(container_of(head, struct reuserps_sock, rcu));
 }
 
 /* Copies and checks a request; every check happens before any state. */
@@ -107,6 +117,7 @@ static struct reuserps_sock *reuserps_sock_parse(sockptr_t optval,
 		goto free;
 	rs->policy = req.policy;
 	rs->max_conns = req.max_conns;
+	refcount_set(&rs->ref, 1);
 	return rs;
 free:
 	kfree(rs);
@@ -154,12 +165,12 @@ int tcp_setsockopt_reuserps(struct sock *sk, sockptr_t optval,
 	sockopt_release_sock(sk);
 
 	if (err) {
-		reuserps_sock_free(rs);
+		reuserps_sock_put(rs);
 		return err;
 	}
 	/* Admission and bind() may still be reading the old request. */
 	if (old)
-		call_rcu(&old->rcu, reuserps_sock_free_rcu);
+		call_rcu(&old->rcu, reuserps_sock_put_rcu);
 	return 0;
 }
 
@@ -384,7 +395,7 @@ void __tcp_reuserps_destruct(struct sock *sk)
 	reuserps_conn_end(l);
 	rs = rcu_replace_pointer(tcp_sk(sk)->reuserps, NULL, 1);
 	if (rs)
-		reuserps_sock_free(rs);
+		reuserps_sock_put(rs);
 }
 
 /* What tcp_reuserps_diag_put() may add for @sk (tcp_diag, with

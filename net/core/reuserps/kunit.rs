@@ -105,6 +105,7 @@ impl Group {
             handle: m.handle,
             listener: &m.listener,
             mask: &m.mask,
+            reg: m.listener.registration(),
         })
     }
 

@@ -250,6 +250,10 @@ pub(crate) struct Input<'a> {
     pub(crate) listener: &'a Arc<Listener>,
     /// Its CPUs; must have passed [`check_mask`].
     pub(crate) mask: &'a [u64],
+    /// Its registration when the caller found it a member (see
+    /// [`Listener::registration`]): the table names it for that one, and
+    /// leaves it out if that one had ended.
+    pub(crate) reg: u32,
 }
 
 /// An immutable match table.
@@ -330,7 +334,7 @@ impl Table {
                 Member {
                     listener: input.listener.clone(),
                     handle: input.handle,
-                    reg: input.listener.registration(),
+                    reg: input.reg,
                 },
                 flags,
             )?;
