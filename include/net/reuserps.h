@@ -23,7 +23,8 @@
  * run under rcu_read_lock() in any context: no lock, no allocation;
  * reuserps_table_syn() tells whether a listener has room for a SYN and,
  * if it has, records that it took the request (its CPU's round-robin turn
- * and the full listeners passed over), in the same context.  Each CPU writes only its own part of a table.
+ * and the full listeners passed over), in the same context.  Each CPU
+ * writes only its own part of a table.
  *
  * struct reuserps_bell, one per group, tells the CPUs when a listener of
  * the group gets room again, so that they can skip those they found full
