@@ -133,7 +133,7 @@ static struct reuserps_group *reuserps_group_new(struct sock_reuseport *reuse,
 }
 
 /**
- * reuserps_group_add - @sk joins the listening section of @reuse
+ * __reuserps_group_add - @sk joins the listening section of @reuse
  * @reuse: the group
  * @sk: the socket
  *
@@ -145,7 +145,7 @@ static struct reuserps_group *reuserps_group_new(struct sock_reuseport *reuse,
  * Return: 0, -EADDRINUSE if @sk's mode or policy is not the group's, or
  * -ENOMEM.
  */
-int reuserps_group_add(struct sock_reuseport *reuse, struct sock *sk)
+int __reuserps_group_add(struct sock_reuseport *reuse, struct sock *sk)
 {
 	struct reuserps_group *g = reuserps_group_get(reuse);
 	struct reuserps_sock *rs = reuserps_member_req(sk);
@@ -196,14 +196,14 @@ int reuserps_group_rejoin(struct sock_reuseport *reuse, struct sock *sk)
 }
 
 /**
- * reuserps_group_del - @sk leaves the listening section of @reuse
+ * __reuserps_group_del - @sk leaves the listening section of @reuse
  * @reuse: the group
  * @sk: the socket
  *
  * Called under reuseport_lock; cannot fail.  Its registration ends:
  * selection skips @sk from now on, and the next table leaves it out.
  */
-void reuserps_group_del(struct sock_reuseport *reuse, struct sock *sk)
+void __reuserps_group_del(struct sock_reuseport *reuse, struct sock *sk)
 {
 	struct reuserps_group *g = reuserps_group_get(reuse);
 	struct reuserps_sock *rs = reuserps_member_req(sk);
