@@ -4,8 +4,8 @@
 //! connection end and allocation failure.
 
 use crate::kunit::{gone, handle, Classes, Group};
-use crate::listener::Bell;
 use crate::listener::Listener;
+use crate::listener::{Bell, Room};
 use crate::table::{check_mask, max_mask_words, Input, Pick, Policy, Table};
 use kernel::alloc::{self as mem, flags::GFP_KERNEL as G};
 use kernel::error::code::{EINVAL, ENOMEM};
@@ -605,7 +605,9 @@ fn cursor_survives_unrelated_change() {
 #[test]
 fn admission_respects_cap_and_release_floor() {
     let l = lref(2);
+    assert_eq!(l.room(), Room::Yes);
     assert!(l.admit() && l.admit() && !l.admit());
+    assert_eq!(l.room(), Room::Full);
     set_max_conns(&l, 1);
     assert!(!l.admit());
     assert_eq!(l.info().active_conns, 2);

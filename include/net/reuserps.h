@@ -53,7 +53,6 @@ struct reuserps_listener *reuserps_listener_get(struct reuserps_listener *l);
 void reuserps_listener_put(struct reuserps_listener *l);
 bool reuserps_listener_admit(struct reuserps_listener *l);
 void reuserps_listener_hand(struct reuserps_listener *l);
-bool reuserps_listener_room(struct reuserps_listener *l);
 bool reuserps_listener_release(struct reuserps_listener *l);
 u32 reuserps_listener_registration(struct reuserps_listener *l);
 void reuserps_listener_configure(struct reuserps_listener *l, u32 max_conns,

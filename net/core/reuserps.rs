@@ -259,17 +259,6 @@ pub unsafe extern "C" fn reuserps_listener_hand(l: *mut bindings::reuserps_liste
     unsafe { listener(l) }.hand()
 }
 
-/// Whether `l` is registered and below its cap: a SYN may be answered.
-///
-/// # Safety
-///
-/// The caller must hold a reference to `l`.
-#[export]
-pub unsafe extern "C" fn reuserps_listener_room(l: *mut bindings::reuserps_listener) -> bool {
-    // SAFETY: The caller holds a reference for the duration of the call.
-    unsafe { listener(l) }.room() == Room::Yes
-}
-
 /// Ends a connection counted on `l`; false if none was active (a bug).
 ///
 /// One that leaves `l`'s cap rings its group's bell.
@@ -533,7 +522,7 @@ pub unsafe extern "C" fn reuserps_table_pick(
 /// One registered for `cpu` with room, else another member with room,
 /// else (all full) the hash's member, whose admission refuses; NULL if no
 /// member is live.  RCU read side: no lock, no allocation; the listener
-/// that takes the request calls [`reuserps_table_turn`].  With `own`, the
+/// that takes the request calls [`reuserps_table_syn`].  With `own`, the
 /// caller runs on `cpu` with BHs off, and the CPU notes which listeners it
 /// found full and which it chose; else nothing is written.
 ///
@@ -701,14 +690,14 @@ mod ffi_tests {
         assert!(unsafe { reuserps_table_select(t2, 0, 0, false) }.cast_const() == sx);
         // SAFETY: `t2` is live and not NULL.
         assert!(unsafe { reuserps_table_pick(t2, 0) }.cast_const() == sx);
-        // SAFETY: `a` is held.
-        assert!(unsafe { reuserps_listener_room(a) });
+        // SAFETY: `a` is held; no table.
+        assert!(unsafe { reuserps_table_syn(core::ptr::null(), 0, sx, a) });
         // SAFETY: `a` is held.
         assert!(unsafe { reuserps_listener_admit(a) });
         // SAFETY: `a` is held.
         unsafe { reuserps_listener_hand(a) };
-        // SAFETY: `a` is held.
-        assert!(!unsafe { reuserps_listener_room(a) });
+        // SAFETY: `a` is held; no table.
+        assert!(!unsafe { reuserps_table_syn(core::ptr::null(), 0, sx, a) });
         // SAFETY: `a` is held.
         assert!(!unsafe { reuserps_listener_admit(a) });
         // SAFETY: `t2` is live.
