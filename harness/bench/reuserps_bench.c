@@ -41,6 +41,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1019,83 +1020,6 @@ static void run_icount_select(long iters, int reps)
 	}
 }
 
-/*
- * One connection, whole: socket(), connect() over loopback (the SYN, the
- * SYN+ACK and the ACK run in its softirq, on CPU 0), accept() on the
- * listener that got it, the server's close() then the client's.  mech
- * NMECH is one listener without SO_REUSEPORT.
- */
-static double conn_insns(struct group *g, int conns)
-{
-	struct pollfd pfd[MAX_L];
-	double t0;
-	int k, i;
-
-	for (i = 0; i < g->n; i++)
-		pfd[i] = (struct pollfd){ .fd = g->fd[i], .events = POLLIN };
-	t0 = now();
-	for (k = 0; k < conns; k++) {
-		int fd = socket(AF_INET, SOCK_STREAM, 0), c = -1;
-
-		if (fd < 0)
-			die("socket");
-		if (connect(fd, (struct sockaddr *)&g->addr, sizeof(g->addr)))
-			die("connect");
-		if (poll(pfd, g->n, 1000) <= 0)
-			die("poll");
-		for (i = 0; i < g->n && c < 0; i++)
-			if (pfd[i].revents & POLLIN)
-				c = accept(g->fd[i], NULL, NULL);
-		if (c < 0)
-			die("accept");
-		close(c);
-		close(fd);
-	}
-	return (now() - t0) * 1e9 / conns;
-}
-
-static void run_icount_conn(int conns, int reps)
-{
-	double v[16];
-	struct group g;
-	int m, r, one = 1;
-
-	pin(0);
-	for (m = 0; m <= NMECH; m++) {
-		if (m < NMECH && !wanted[m])
-			continue;
-		if (m < NMECH) {
-			group_open(&g, m, ncpus, 0);
-		} else {
-			socklen_t alen = sizeof(g.addr);
-
-			memset(&g, 0, sizeof(g));
-			g.m = HASH;
-			g.n = 1;
-			g.addr.sin_family = AF_INET;
-			g.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-			g.fd[0] = socket(AF_INET, SOCK_STREAM, 0);
-			if (g.fd[0] < 0 ||
-			    setsockopt(g.fd[0], SOL_SOCKET, SO_REUSEADDR,
-				       &one, sizeof(one)) ||
-			    bind(g.fd[0], (struct sockaddr *)&g.addr,
-				 sizeof(g.addr)) || listen(g.fd[0], 4096) ||
-			    getsockname(g.fd[0], (struct sockaddr *)&g.addr,
-					&alen))
-				die("plain listener");
-		}
-		conn_insns(&g, conns / 4);
-		for (r = 0; r < reps; r++)
-			v[r] = conn_insns(&g, conns);
-		qsort(v, reps, sizeof(double), cmp_double);
-		printf("R test=icount_conn mech=%s listeners=%d insns=%.0f "
-		       "min=%.0f max=%.0f\n",
-		       m < NMECH ? mech_name[m] : "none", g.n, v[reps / 2],
-		       v[0], v[reps - 1]);
-		group_close(&g);
-	}
-}
-
 /* The median of @reps values in @v, with their range, as "insns= min= max=". */
 static void print_median(const char *head, double *v, int reps, int prec)
 {
@@ -1125,14 +1049,15 @@ static void plain_open(struct group *g)
 }
 
 /*
- * The handshake alone: connect() over loopback, in whose softirq the SYN,
- * the SYN+ACK and the ACK run on CPU 0; the accept() and the closes that
- * follow are not counted.
+ * One connection, whole: socket(), connect() over loopback (the SYN, the
+ * SYN+ACK and the ACK run in its softirq, on CPU 0), accept() on the
+ * listener that got it, the server's close() then the client's.  With
+ * @handshake, only the connect() is counted.
  */
-static double handshake_insns(struct group *g, int conns)
+static double conn_insns(struct group *g, int conns, bool handshake)
 {
 	struct pollfd pfd[MAX_L];
-	double t = 0, t0;
+	double t = 0, t0 = now();
 	int k, i;
 
 	for (i = 0; i < g->n; i++)
@@ -1142,10 +1067,12 @@ static double handshake_insns(struct group *g, int conns)
 
 		if (fd < 0)
 			die("socket");
-		t0 = now();
+		if (handshake)
+			t0 = now();
 		if (connect(fd, (struct sockaddr *)&g->addr, sizeof(g->addr)))
 			die("connect");
-		t += now() - t0;
+		if (handshake)
+			t += now() - t0;
 		if (poll(pfd, g->n, 1000) <= 0)
 			die("poll");
 		for (i = 0; i < g->n && c < 0; i++)
@@ -1156,7 +1083,35 @@ static double handshake_insns(struct group *g, int conns)
 		close(c);
 		close(fd);
 	}
+	if (!handshake)
+		t = now() - t0;
 	return t * 1e9 / conns;
+}
+
+static void run_icount_conn(int conns, int reps)
+{
+	double v[16];
+	struct group g;
+	char head[96];
+	int m, r;
+
+	pin(0);
+	for (m = 0; m <= NMECH; m++) {
+		if (m < NMECH && !wanted[m])
+			continue;
+		if (m < NMECH)
+			group_open(&g, m, ncpus, 0);
+		else	/* "none": one listener without SO_REUSEPORT */
+			plain_open(&g);
+		conn_insns(&g, conns / 4, false);
+		for (r = 0; r < reps; r++)
+			v[r] = conn_insns(&g, conns, false);
+		snprintf(head, sizeof(head),
+			 "R test=icount_conn mech=%s listeners=%d",
+			 m < NMECH ? mech_name[m] : "none", g.n);
+		print_median(head, v, reps, 0);
+		group_close(&g);
+	}
 }
 
 /*
@@ -1206,17 +1161,17 @@ static void run_icount_states(long iters, int conns, int reps)
 		snprintf(head, sizeof(head), "R test=icount_state state=%s "
 			 "what=select", st);
 		print_median(head, v, reps, 2);
-		handshake_insns(&g, conns / 4);
+		conn_insns(&g, conns / 4, true);
 		for (r = 0; r < reps; r++)
-			v[r] = handshake_insns(&g, conns);
+			v[r] = conn_insns(&g, conns, true);
 		snprintf(head, sizeof(head), "R test=icount_state state=%s "
 			 "what=handshake", st);
 		print_median(head, v, reps, 0);
 		group_close(&g);
 		plain_open(&g);
-		conn_insns(&g, conns / 4);
+		conn_insns(&g, conns / 4, false);
 		for (r = 0; r < reps; r++)
-			v[r] = conn_insns(&g, conns);
+			v[r] = conn_insns(&g, conns, false);
 		snprintf(head, sizeof(head), "R test=icount_state state=%s "
 			 "what=conn", st);
 		print_median(head, v, reps, 0);
@@ -1242,9 +1197,9 @@ static void run_icount_syn(int conns, int reps)
 		if (!wanted[ms[i]])
 			continue;
 		group_open(&g, ms[i], ncpus, ms[i] == RPS_FF ? 1 << 20 : 0);
-		handshake_insns(&g, conns / 4);
+		conn_insns(&g, conns / 4, true);
 		for (r = 0; r < reps; r++)
-			v[r] = handshake_insns(&g, conns);
+			v[r] = conn_insns(&g, conns, true);
 		snprintf(head, sizeof(head), "R test=icount_syn mech=%s",
 			 mech_name[ms[i]]);
 		print_median(head, v, reps, 0);

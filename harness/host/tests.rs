@@ -349,14 +349,7 @@ fn a_table_names_the_registration_its_caller_saw() {
 fn one_build_equals_registrations_in_turn() {
     let sets: [&[usize]; 4] = [&[0, 1], &[1], &[0, 70], &[3]];
     let (chained, ls) = table(Policy::RoundRobin, &sets, &[0; 4]);
-    let masks: Vec<_> = sets.iter().map(|s| mask_of(s)).collect();
-    let members: Vec<_> = ls
-        .iter()
-        .zip(&masks)
-        .enumerate()
-        .map(|(h, (l, m))| (h, l, m.as_slice()))
-        .collect();
-    let once = Group::of(Policy::RoundRobin, &members, G).unwrap();
+    let once = group_at_once(Policy::RoundRobin, &sets, &ls);
     for cpu in 0..72 {
         assert_eq!(on(&once, cpu), on(&chained, cpu), "CPU {cpu}");
     }
@@ -382,6 +375,19 @@ fn fallback_order_and_full() {
     // Passed over on its own CPU for two connections; neither CPU 3's
     // nor the SYN dropped with every member full counts.
     assert_eq!(t.info(&ls[0]).full_skips, 2);
+}
+
+/// A group of `ls` (handle = index) with the given CPU sets, built at once
+/// as the kernel builds a table from all its members.
+fn group_at_once(policy: Policy, sets: &[&[usize]], ls: &[ListenerRef]) -> Group {
+    let masks: Vec<_> = sets.iter().map(|s| mask_of(s)).collect();
+    let members: Vec<_> = ls
+        .iter()
+        .zip(&masks)
+        .enumerate()
+        .map(|(h, (l, m))| (h, l, m.as_slice()))
+        .collect();
+    Group::of(policy, &members, G).unwrap()
 }
 
 /// A group whose fallback sees a topology.
@@ -427,14 +433,7 @@ fn table_topo(
     node: &[u32],
 ) -> (Topo, Vec<ListenerRef>) {
     let ls: Vec<_> = caps.iter().map(|&c| lref(c)).collect();
-    let masks: Vec<_> = sets.iter().map(|s| mask_of(s)).collect();
-    let members: Vec<_> = ls
-        .iter()
-        .zip(&masks)
-        .enumerate()
-        .map(|(h, (l, m))| (h, l, m.as_slice()))
-        .collect();
-    let g = Group::of(policy, &members, G).unwrap();
+    let g = group_at_once(policy, sets, &ls);
     let (llc, node) = (llc.to_vec(), node.to_vec());
     (Topo { g, llc, node }, ls)
 }
