@@ -12,6 +12,7 @@
 #                 configurations (prod, off, on), checkpatch, static
 #   make bench    SO_REUSERPS against its peers, in one guest boot:
 #                 build/bench/results.md and plots
+#   make nipa     the selftests as NIPA runs them, through vng, timed
 #   make fuzz     the selftests' fuzzer for longer (FUZZ_OPS operations
 #                 per CPU, FUZZ_SEED to replay a run), on the debug kernel
 
@@ -33,7 +34,7 @@ MANIFEST := $(BUILD)/tests/selftests.manifest
 
 .NOTPARALLEL:
 .PHONY: all demo deps tree series series-check static kernel debug-kernel \
-	tests kunit \
+	tests kunit nipa \
 	selftests host-test harness-test check each-commit bench vng clean sizes \
 	fuzz \
 	distclean
@@ -132,6 +133,11 @@ bench: tree
 # as make check does; ALL=1 as make series-check does.
 each-commit: deps
 	$(H)/each-commit.sh $(if $(ALL),--all)
+
+# The selftests as NIPA runs them: kselftest install, run_kselftest.sh
+# with the settings timeout, in vng on the debug kernel; reports the time.
+nipa: debug-kernel kernel
+	$(H)/nipa.sh
 
 # An interactive guest on the debug kernel (virtme-ng, software emulation).
 # vng finds its helpers (virtme-run, virtme-ng-init) on PATH.

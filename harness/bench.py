@@ -732,7 +732,7 @@ def main():
                    "## nginx, unmodified\n",
                    "Debian's nginx-light, one worker per CPU "
                    "(`worker_cpu_affinity auto`), `listen ... reuseport`, "
-                   "loaded with `tools/net/reuserps/libreuserps_preload.so`;"
+                   "loaded with `preload/libreuserps_preload.so`;"
                    " `REUSERPS_POLICY=off` only counts, `rr` registers each "
                    "worker's listener for its CPU.  Load: wrk, one thread "
                    "per CPU, 32 connections, `Connection: close` (a new "

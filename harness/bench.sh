@@ -71,6 +71,8 @@ gcc -static -O2 -Wall -Werror -isystem "$hdr" -o "$out/reuserps_bench" \
 	"$here/bench/reuserps_bench.c" -lpthread -lm
 make -s -C "$repo/tools/net/reuserps" EXTRA_CFLAGS="-isystem $hdr" \
 	OUTPUT="$out/root/usr/lib/"
+make -s -C "$repo/preload" EXTRA_CFLAGS="-isystem $hdr" \
+	OUTPUT="$out/root/usr/lib/"
 
 # nginx, wrk and the preload library are dynamically linked: their
 # libraries and the loader go along.

@@ -8,6 +8,8 @@
 #  - tools/testing/selftests/net/reuserps: through its own Makefile
 #    (kselftest lib.mk), every TEST_GEN_PROGS entry, with the timeout of
 #    its `settings` file;
+#  - reuserps-stat, and harness/stat/reuserps_stat_json.c, which checks
+#    its -j output against the kernel's counts;
 #  - the upstream reuseport family of the base tree (reuseport_bpf,
 #    reuseport_bpf_cpu, reuseport_bpf_numa, reuseport_dualstack,
 #    reuseport_addr_any, so_incoming_cpu): a change to reuseport's lookup
@@ -57,16 +59,17 @@ if [ -f "$dir/Makefile" ]; then
 	for p in $progs; do
 		echo "$p $tmo $out/reuserps/$p" >>"$manifest"
 	done
-	# Files the programs run (TEST_GEN_FILES: reuserps-stat), beside
-	# them in the guest's /tests (guest.py --extra).
-	mkdir -p "$out/extra/tests"
-	files=$(make -s -C "$dir" OUTPUT="$out/reuserps" \
-		KHDR_INCLUDES="-isystem $hdr" -f Makefile -f - print-files \
-		<<<'print-files: ; @echo $(notdir $(TEST_GEN_FILES))')
-	for f in $files; do
-		cp "$out/reuserps/$f" "$out/extra/tests/"
-	done
 fi
+
+# reuserps-stat (tools/net/reuserps) and its guest test, which checks
+# its JSON against the kernel's counts; the test runs reuserps-stat from
+# /tests, where the guest puts the files of build/tests/extra/tests.
+mkdir -p "$out/extra/tests"
+gcc "${cflags[@]}" -Werror -o "$out/extra/tests/reuserps-stat" \
+	"$src/tools/net/reuserps/reuserps-stat.c"
+gcc "${cflags[@]}" -Werror -o "$out/reuserps_stat_json" \
+	"$here/stat/reuserps_stat_json.c" -lpthread
+echo "reuserps_stat_json $((60 * slow)) $out/reuserps_stat_json" >>"$manifest"
 
 # The upstream reuseport family, compiled directly (the net/ Makefile
 # builds far more), with the libraries net/Makefile gives them.

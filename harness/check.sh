@@ -53,6 +53,34 @@ print(c["pass"], c["fail"], c["skip"])' "$f")
 	fi
 }
 
+# Where the option does not exist, our programs skip (KSFT_SKIP), none
+# fails: the head built with CONFIG_REUSERPS=n (build/kbuild-off, from
+# each-commit) boots them.  One case: every test skipped, none ran.
+selftests_off() {
+	local off=$build/kbuild-off/arch/x86/boot/bzImage c
+	if [ ! -f "$off" ]; then
+		skip_stage selftests-off "no CONFIG_REUSERPS=n kernel"
+		add_counts 0 1 0
+		return
+	fi
+	grep -E '^reuserps_' "$build/tests/selftests.manifest" \
+		>"$build/tests/off.manifest"
+	stage selftests-off "$here/guest.py" --name selftests-off \
+		--cpus "$cpus" --kernel "$off" --extra "$build/tests/extra" \
+		--manifest "$build/tests/off.manifest"
+	c=$build/results/selftests-off/counts
+	if [ -f "$c" ] && python3 -c 'import json,sys
+c = json.load(open(sys.argv[1]))
+sys.exit(not (c["skip"] > 0 and c["pass"] == 0 and c["fail"] == 0))' "$c"
+	then
+		echo "selftests-off: every test skipped without SO_REUSERPS"
+		add_counts 1 0 0
+	else
+		echo "selftests-off: a test ran or failed without SO_REUSERPS"
+		add_counts 0 1 0
+	fi
+}
+
 t_start=$(date +%s)
 built=0
 debug=0
@@ -137,6 +165,7 @@ if [ "$debug" = 1 ]; then
 			--numa --extra "$build/tests/extra" \
 			--manifest "$build/tests/selftests.manifest"
 		guest_counts selftests
+		selftests_off
 	else
 		add_counts 0 1 0
 	fi

@@ -34,6 +34,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -244,6 +245,50 @@ def file_mode(path):
     return "100755" if os.access(path, os.X_OK) else "100644"
 
 
+def staged_files(commits, placeholder, author):
+    """What each commit adds of a new file that later commits change.
+
+    A new file has one home, its kernel path here, as the series leaves
+    it.  A later commit that changes it does so by a patch of patches/ (a
+    new file grows by seams: a module, its KUnit tests).  The commit that
+    adds it adds the file as it was before: the later patches reversed,
+    last first.  Returns {(commit index, path): bytes}.
+    """
+    added = {f for c in commits for f in c.files}
+    touching = {}
+    for c in commits:
+        for p in c.patches:
+            paths = patch_paths(p) & added
+            if paths:
+                touching[p] = sorted(paths)
+    if not touching:
+        return {}
+    staged = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in sorted({f for ps in touching.values() for f in ps}):
+            os.makedirs(os.path.dirname(os.path.join(tmp, f)), exist_ok=True)
+            shutil.copyfile(os.path.join(REPO, f), os.path.join(tmp, f))
+        for i in reversed(range(len(commits))):
+            c = commits[i]
+            for f in c.files:
+                if os.path.exists(os.path.join(tmp, f)):
+                    with open(os.path.join(tmp, f), "rb") as fh:
+                        staged[(i, f)] = fh.read()
+            for p in reversed(c.patches):
+                if p not in touching:
+                    continue
+                res = subprocess.run(
+                    ["git", "apply", "-R"] +
+                    [f"--include={f}" for f in touching[p]], cwd=tmp,
+                    input=patch_text(os.path.join(REPO, "patches", p),
+                                     placeholder, author),
+                    capture_output=True, text=True)
+                if res.returncode:
+                    die(f"patches/{p} does not reverse on the series' "
+                        f"files {touching[p]}:\n{res.stderr.strip()}")
+    return staged
+
+
 def cmd_assemble(_args, quiet=False):
     cmd_base(None)
     placeholder, cover_subject, cover_body, commits = parse_series()
@@ -255,10 +300,15 @@ def cmd_assemble(_args, quiet=False):
     ienv = {"GIT_INDEX_FILE": index}
     git("read-tree", "base", env=ienv)
     parent = git("rev-parse", "base^{commit}")
-    for c in commits:
+    staged = staged_files(commits, placeholder, author)
+    for i, c in enumerate(commits):
         for f in c.files:
             src = os.path.join(REPO, f)
-            blob = git("hash-object", "-w", "--", src)
+            if (i, f) in staged:
+                blob = git("hash-object", "-w", "--stdin",
+                           inp=staged[(i, f)].decode())
+            else:
+                blob = git("hash-object", "-w", "--", src)
             git("update-index", "--add", "--cacheinfo",
                 f"{file_mode(src)},{blob},{f}", env=ienv)
         for p in c.patches:
@@ -307,10 +357,17 @@ def b4(*args, cwd=TREE):
     return res.stdout + res.stderr
 
 
-def cmd_format(_args):
+def cmd_format(_args, posting=True):
     """What would be mailed: b4 prep enrolls the branch (cover letter from
     its description, To:/Cc: from get_maintainer.pl), b4 send -o writes
-    the messages; series.mbox holds them in order for b4 am."""
+    the messages; series.mbox holds them in order for b4 am.  What the
+    list gets is signed by the poster: without an identity, refuse (verify
+    checks a placeholder's series, which nobody posts)."""
+    placeholder = parse_series()[0]
+    if posting and identity(placeholder, quiet=True) == placeholder:
+        die("make series: who posts?  Set REUSERPS_AUTHOR='Name <email>' "
+            "or git config user.name and user.email: From:, Signed-off-by: "
+            "and MAINTAINERS name the poster, never a placeholder")
     cmd_assemble(None)
     shutil.rmtree(OUTDIR, ignore_errors=True)
     os.makedirs(OUTDIR)
@@ -379,8 +436,64 @@ def maintained(path):
     return "SO_REUSERPS" in res.stdout
 
 
+# What a maintainer can read: few patches, a short cover letter, short
+# messages, nothing outside the kernel tree, and the option reachable only
+# once everything it promises works.
+MAX_PATCHES = 15
+MAX_COVER_LINES = 80
+MAX_MESSAGE_LINES = 40
+NOT_KERNEL = ("harness/", "preload/", "docs/benchmarking", "build/",
+              "README.md", "patches/", "Cargo.toml")
+
+
+def check_shape():
+    _, _, cover, commits = parse_series()
+    bad = []
+    if len(commits) > MAX_PATCHES:
+        bad.append(f"{len(commits)} patches, more than {MAX_PATCHES}")
+    if len(cover.splitlines()) > MAX_COVER_LINES:
+        bad.append(f"cover letter of {len(cover.splitlines())} lines, "
+                   f"more than {MAX_COVER_LINES}")
+    for c in commits:
+        n = len(c.body.splitlines())
+        if n > MAX_MESSAGE_LINES:
+            bad.append(f"'{c.subject}': message of {n} lines, more than "
+                       f"{MAX_MESSAGE_LINES}")
+    for where, text in [("cover letter", cover)] + \
+            [(f"'{c.subject}'", c.body) for c in commits]:
+        for ref in NOT_KERNEL:
+            if ref in text:
+                bad.append(f"{where} names '{ref}', outside the kernel tree")
+    # The patch that makes sk_setsockopt() reach SO_REUSERPS comes after
+    # every other patch to the kernel proper (net/, include/, rust/).
+    revs = git("rev-list", "--reverse", "base..series").split()
+    touching, enable = [], None
+    for i, rev in enumerate(revs):
+        names = git("diff", "--name-only", f"{rev}^", rev).split()
+        if any(n.split("/")[0] in ("net", "include", "rust") for n in names):
+            touching.append(i)
+        diff = git("diff", f"{rev}^", rev, "--", "net/core/sock.c", raw=True)
+        if re.search(r"^\+.*\bSO_REUSERPS\b", diff, re.M):
+            enable = i
+    if enable is None:
+        bad.append("no patch makes sk_setsockopt() handle SO_REUSERPS")
+    elif touching and enable != touching[-1]:
+        bad.append(f"patch {enable + 1} enables SO_REUSERPS before patch "
+                   f"{touching[-1] + 1} changes the kernel")
+    if bad:
+        die("series shape:\n  " + "\n  ".join(bad))
+    big = max(int(x) for x in [0] + [
+        re.sub(r"\D.*", "", git("diff", "--shortstat", f"{r}^", r)
+               .split(", ")[1]) for r in revs])  # "N insertions(+)"
+    print(f"series: {len(commits)} patches, cover letter "
+          f"{len(cover.splitlines())} lines, messages at most "
+          f"{max(len(c.body.splitlines()) for c in commits)} lines, "
+          f"largest patch +{big}; SO_REUSERPS enabled in patch "
+          f"{enable + 1}, after every other kernel change")
+
+
 def cmd_verify(_args):
-    cmd_format(None)
+    cmd_format(None, posting=False)
     msgs = os.path.join(OUTDIR, "messages")
     patches = sorted(p for p in os.listdir(msgs)
                      if p.endswith(".eml") and not p.startswith("0000-"))
@@ -413,6 +526,8 @@ def cmd_verify(_args):
             f"{want[:12]}")
     print(f"series: b4 am of series.mbox, git am of its {applied} "
           "patch(es) onto base gives the series tree exactly")
+
+    check_shape()
 
     # Rust keeps rustfmt's form with the kernel's own configuration
     # (`make rustfmtcheck` walks the whole tree; this checks ours).

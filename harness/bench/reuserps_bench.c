@@ -227,15 +227,14 @@ static void attach_ebpf(struct group *g)
 
 static void set_reuserps(int fd, __u32 policy, __u32 cap, int cpu)
 {
-	struct {
-		struct reuserps_req req;
-		__u64 cpus[16];
-	} b = {};
+	struct reuserps_req b = {};
+	__u64 cpus[16] = {};
 
-	b.req.policy = policy;
-	b.req.max_conns = cap;
-	b.req.mask_words = 16;
-	b.cpus[cpu / 64] = 1ULL << (cpu % 64);
+	cpus[cpu / 64] = 1ULL << (cpu % 64);
+	b.policy = policy;
+	b.max_conns = cap;
+	b.cpus = (__u64)(uintptr_t)cpus;
+	b.cpus_len = sizeof(cpus);
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSERPS, &b, sizeof(b)))
 		die("SO_REUSERPS");
 }
@@ -461,7 +460,7 @@ static void run_overload(int cap)
 	int held[MAX_L * 8], nheld = 0, acc[MAX_L * 8], nacc = 0;
 	int i, k, cpu, want, got = 0, max_active = 0, tried = 0;
 	double t0, fill_secs, full_secs;
-	struct reuserps_info info;
+	struct reuserps_info info = {};
 	socklen_t len;
 	struct group g;
 	long drops;
@@ -946,7 +945,7 @@ static void run_live(const char *name, int policy, int conns, int mean_live)
 	for (k = 0; k < 100 && policy >= 0; k++) {
 		exact = 1;
 		for (i = 0; i < LIVE_L; i++) {
-			struct reuserps_info info;
+			struct reuserps_info info = {};
 			socklen_t len = sizeof(info);
 
 			if (getsockopt(fd[i], SOL_SOCKET, SO_REUSERPS, &info,
@@ -1126,7 +1125,7 @@ static void run_icount_conn(int conns, int reps)
 static void run_icount_states(long iters, int conns, int reps)
 {
 	static const char *const states[] = { "off", "on", "after" };
-	struct reuserps_info info;
+	struct reuserps_info info = {};
 	socklen_t len = sizeof(info);
 	int s, r, probe, keep = -1, base;
 	struct group g;
@@ -1235,7 +1234,7 @@ static void run_icount_full(long iters, int reps)
 	};
 	static int fd[MAX_L], cl[MAX_L];
 	struct sockaddr_in addr = { .sin_family = AF_INET };
-	struct reuserps_info info;
+	struct reuserps_info info = {};
 	int p, s, n, i, r, one = 1;
 	socklen_t len;
 	double v[16];

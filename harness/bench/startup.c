@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,10 +38,8 @@ static double now_us(void)
 
 static int run(int n, int ncpus, int port)
 {
-	struct {
-		struct reuserps_req req;
-		__u64 cpus[MASK_WORDS];
-	} b;
+	__u64 cpus[MASK_WORDS];
+	struct reuserps_req b;
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	double t0, t1, t, bound = 0, total = 0, slowest = 0;
 	int *fd = calloc(n, sizeof(*fd)), i, one = 1;
@@ -49,9 +48,11 @@ static int run(int n, int ncpus, int port)
 	a.sin_port = htons(port);
 	for (i = 0; i < n; i++) {
 		memset(&b, 0, sizeof(b));
-		b.req.policy = REUSERPS_ROUND_ROBIN;
-		b.req.mask_words = MASK_WORDS;
-		b.cpus[(i % ncpus) / 64] = 1ULL << ((i % ncpus) % 64);
+		memset(cpus, 0, sizeof(cpus));
+		b.policy = REUSERPS_ROUND_ROBIN;
+		b.cpus = (__u64)(uintptr_t)cpus;
+		b.cpus_len = sizeof(cpus);
+		cpus[(i % ncpus) / 64] = 1ULL << ((i % ncpus) % 64);
 		t0 = now_us();
 		fd[i] = socket(AF_INET, SOCK_STREAM, 0);
 		if (fd[i] < 0 ||

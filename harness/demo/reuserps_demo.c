@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,10 +33,8 @@ static void die(const char *what)
 static int listeners(int n, int reuserps, int *fd)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
-	struct {
-		struct reuserps_req req;
-		__u64 cpus[1];
-	} r;
+	struct reuserps_req r;
+	__u64 cpus;
 	socklen_t alen = sizeof(a);
 	int i, one = 1;
 
@@ -47,10 +46,12 @@ static int listeners(int n, int reuserps, int *fd)
 			       sizeof(one)))
 			die("socket");
 		if (reuserps) {
+			/* CPU i: a one-word cpu_set_t on 64-bit. */
+			cpus = 1ULL << i;
 			memset(&r, 0, sizeof(r));
-			r.req.policy = REUSERPS_ROUND_ROBIN;
-			r.req.mask_words = 1;
-			r.cpus[0] = 1ULL << i;
+			r.policy = REUSERPS_ROUND_ROBIN;
+			r.cpus = (__u64)(uintptr_t)&cpus;
+			r.cpus_len = sizeof(cpus);
 			if (setsockopt(fd[i], SOL_SOCKET, SO_REUSERPS, &r,
 				       sizeof(r)))
 				die("setsockopt(SO_REUSERPS)");

@@ -20,12 +20,14 @@
  * is in the next build, by its own listen(); one that left is skipped,
  * and left out of the next build.  Until its listen() publishes a table
  * naming it, a new member gets no connections from the table; if that
- * build fails, the group falls back to the flow hash over all its members
- * until the next build succeeds.
+ * build fails, the group keeps the table it had until a build succeeds
+ * (a group that never had one picks by flow hash).
  *
  * The first listener fixes the group's mode: with SO_REUSERPS and its
- * policy, or without.  bind() refuses a socket whose mode or policy
- * differs from a socket it would share the port with (-EADDRINUSE).
+ * policy, or without.  bind(), listen() and SO_REUSERPS on a listener
+ * refuse a socket whose mode or policy differs from a member of the group
+ * it would join (-EADDRINUSE); groups on other addresses of the port
+ * keep their own.
  * Listeners are kept in registration order, which fill first follows; a
  * member that sets SO_REUSERPS again keeps its place.
  *
@@ -37,11 +39,13 @@
 
 #define pr_fmt(fmt) "reuserps: " fmt
 
+#include <linux/ipv6.h>
 #include <linux/mutex.h>
 #include <linux/rcupdate.h>
 #include <linux/slab.h>
 #include <linux/smp.h>
 #include <linux/sort.h>
+#include <net/addrconf.h>
 #include <net/inet_sock.h>
 #include <net/reuserps.h>
 #include <net/sock.h>
@@ -325,9 +329,9 @@ static int reuserps_group_build(struct sock *sk, struct reuserps_sock *rs)
 			rcu_assign_pointer(tcp_sk(sk)->reuserps, rs);
 		return 0;
 	}
-	/* -EINVAL for a policy not the group's, as for a bad request. */
+	/* As bind() and listen() answer a socket of another policy. */
 	if (rs && rs->policy != g->policy)
-		return -EINVAL;
+		return -EADDRINUSE;
 
 	mutex_lock(&g->build_lock);
 again:
@@ -427,7 +431,7 @@ void reuserps_group_sync(struct sock *sk)
  * Process context.
  *
  * Return: 0 with @rs in tcp_sk(sk)->reuserps (the caller frees the old one
- * after a grace period), -EINVAL if @rs's policy is not the group's, or
+ * after a grace period), -EADDRINUSE if @rs's policy is not the group's, or
  * -ENOMEM; on error nothing changed.
  */
 int reuserps_group_update(struct sock *sk, struct reuserps_sock *rs)
@@ -542,7 +546,12 @@ void reuserps_group_info(const struct sock *sk, const struct reuserps_sock *rs,
 	info->max_conns = rs->max_conns;
 }
 
-/* Whether @sk may share a port with @sk2 as far as SO_REUSERPS goes. */
+/* Whether @sk, binding, may share its port with @sk2 as far as SO_REUSERPS
+ * goes: a reuseport group has one mode and one policy, and @sk2 is in the
+ * group @sk would join (as inet_reuseport_add_sock() matches members)
+ * only if it has the same family, v6only, device and exact address.
+ * Groups on other addresses of the port keep their own modes.
+ */
 bool __sk_reuserps_compatible(const struct sock *sk, const struct sock *sk2)
 {
 	const struct reuserps_sock *a, *b;
@@ -555,6 +564,11 @@ bool __sk_reuserps_compatible(const struct sock *sk, const struct sock *sk2)
 	 */
 	if (!((1 << sk2->sk_state) & (TCPF_LISTEN | TCPF_CLOSE)) ||
 	    READ_ONCE(inet_sk(sk2)->inet_dport))
+		return true;
+	if (sk2->sk_family != sk->sk_family ||
+	    ipv6_only_sock(sk2) != ipv6_only_sock(sk) ||
+	    READ_ONCE(sk2->sk_bound_dev_if) != sk->sk_bound_dev_if ||
+	    !inet_rcv_saddr_equal(sk, sk2, false))
 		return true;
 	/* @sk2's request may be replaced meanwhile: RCU keeps it. */
 	rcu_read_lock();

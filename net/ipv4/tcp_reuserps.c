@@ -33,13 +33,18 @@
  */
 
 #include <linux/atomic.h>
+#include <linux/bitmap.h>
+#include <linux/compat.h>
 #include <linux/export.h>
 #include <linux/inet_diag.h>
 #include <linux/jump_label_ratelimit.h>
 #include <linux/overflow.h>
 #include <linux/rcupdate.h>
+#include <linux/sched/signal.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/sockptr.h>
+#include <linux/uaccess.h>
 #include <net/inet_sock.h>
 #include <net/netlink.h>
 #include <net/reuserps.h>
@@ -66,7 +71,7 @@ static bool reuserps_key_get(void)
  *
  * Lockless readers find a request only through its socket: the socket's
  * reference is dropped an RCU grace period after they can no longer find
- * it, so a table build's, the only other, frees it at once.
+ * it, so the others (a table build's, getsockopt()'s) free it at once.
  */
 void reuserps_sock_put(struct reuserps_sock *rs)
 {
@@ -83,45 +88,184 @@ static void reuserps_sock_put_rcu(struct rcu_head *head)
 	reuserps_sock_put(container_of(head, struct reuserps_sock, rcu));
 }
 
+/* Largest optlen of either direction, whatever the page size. */
+#define REUSERPS_OPTLEN_MAX	SZ_4K
+
+/* The caller's word for CPU masks, as sched_setaffinity() reads them. */
+static unsigned int reuserps_mask_word(void)
+{
+	return in_compat_syscall() ? sizeof(compat_ulong_t) :
+				     sizeof(unsigned long);
+}
+
+/* Whether @len bytes at @p are zero, a page at a time: any length is
+ * accepted, and a long one must not hog the CPU.  1, 0, or -errno.
+ */
+static int reuserps_user_zeroed(const u8 __user *p, u64 len)
+{
+	while (len) {
+		size_t n = min_t(u64, len, PAGE_SIZE);
+		int ret = check_zeroed_user(p, n);
+
+		if (ret <= 0)
+			return ret;
+		p += n;
+		len -= n;
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		cond_resched();
+	}
+	return 1;
+}
+
+/* Zeroes @len bytes at @p, a page at a time. */
+static int reuserps_user_clear(u8 __user *p, u64 len)
+{
+	while (len) {
+		size_t n = min_t(u64, len, PAGE_SIZE);
+
+		if (clear_user(p, n))
+			return -EFAULT;
+		p += n;
+		len -= n;
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		cond_resched();
+	}
+	return 0;
+}
+
+/**
+ * reuserps_mask_get - read a CPU mask the way sched_setaffinity() does
+ * @bits: a zeroed bitmap of at least nr_cpu_ids bits, in whole longs
+ * @umask: the caller's mask, of its own unsigned long (compat included)
+ * @len: its size in bytes, any
+ *
+ * Bits the bitmap cannot hold must be zero, so that no CPU the caller
+ * names is ignored; bits at or beyond nr_cpu_ids are refused by the
+ * caller.
+ *
+ * Return: 0, -EINVAL for a bit set beyond the bitmap, -EFAULT or -EINTR.
+ */
+static int reuserps_mask_get(unsigned long *bits, const u8 __user *umask,
+			     u32 len)
+{
+	const compat_ulong_t __user *cmask = (const void __user *)umask;
+	u32 n = BITS_TO_LONGS(nr_cpu_ids) * sizeof(long);
+	unsigned int w = reuserps_mask_word();
+	int ret;
+
+	/* A compat mask is read in whole words: a partial one is tail. */
+	if (w != sizeof(long))
+		n = min(round_down(len, w),
+			BITS_TO_COMPAT_LONGS(nr_cpu_ids) * w);
+	n = min(n, len);
+	ret = reuserps_user_zeroed(umask + n, len - n);
+	if (ret <= 0)
+		return ret ?: -EINVAL;
+	if (w != sizeof(long))
+		return compat_get_bitmap(bits, cmask, n * BITS_PER_BYTE) ?
+		       -EFAULT : 0;
+	return copy_from_user(bits, umask, n) ? -EFAULT : 0;
+}
+
 /* Copies and checks a request; every check happens before any state. */
 static struct reuserps_sock *reuserps_sock_parse(sockptr_t optval,
 						 unsigned int optlen)
 {
+	unsigned long *bits __free(bitmap) = NULL;
+	unsigned int nbits = BITS_TO_LONGS(nr_cpu_ids) * BITS_PER_LONG;
 	struct reuserps_req req;
 	struct reuserps_sock *rs;
+	unsigned int last;
+	u32 words;
 	int err;
 
-	if (optlen < sizeof(req))
+	if (optlen < REUSERPS_REQ_SIZE_VER0)
 		return ERR_PTR(-EINVAL);
-	if (copy_from_sockptr(&req, optval, sizeof(req)))
-		return ERR_PTR(-EFAULT);
-	if (!req.mask_words ||
-	    req.mask_words > reuserps_max_mask_words(nr_cpu_ids) ||
-	    optlen != struct_size(&req, cpus, req.mask_words))
+	if (optlen > REUSERPS_OPTLEN_MAX)
+		return ERR_PTR(-E2BIG);
+	err = copy_struct_from_sockptr(&req, sizeof(req), optval, optlen);
+	if (err)
+		return ERR_PTR(err);
+	/* What needs no user memory first; reuserps_check_req() rules. */
+	if (req.flags || req.policy > REUSERPS_LEAST_CONNS || !req.cpus ||
+	    !req.cpus_len)
 		return ERR_PTR(-EINVAL);
 
-	rs = kzalloc_flex(*rs, cpus, req.mask_words, GFP_KERNEL_ACCOUNT);
+	/* In whole u64 words, which the request keeps. */
+	bits = bitmap_zalloc(round_up(nr_cpu_ids, 64), GFP_KERNEL);
+	if (!bits)
+		return ERR_PTR(-ENOMEM);
+	err = reuserps_mask_get(bits, u64_to_user_ptr(req.cpus), req.cpus_len);
+	if (err)
+		return ERR_PTR(err);
+	/* The bitmap is whole longs: nothing at or beyond nr_cpu_ids. */
+	if (find_next_bit(bits, nbits, nr_cpu_ids) < nbits)
+		return ERR_PTR(-EINVAL);
+	last = find_last_bit(bits, nr_cpu_ids);
+	if (last >= nr_cpu_ids)
+		return ERR_PTR(-EINVAL);
+	words = last / 64 + 1;
+
+	rs = kzalloc_flex(*rs, cpus, words, GFP_KERNEL_ACCOUNT);
 	if (!rs)
 		return ERR_PTR(-ENOMEM);
 	/* Set by kzalloc_flex() only where the compiler has counted_by. */
-	rs->mask_words = req.mask_words;
-	if (copy_from_sockptr_offset(rs->cpus, optval, sizeof(req),
-				     array_size(req.mask_words,
-						sizeof(rs->cpus[0])))) {
-		err = -EFAULT;
-		goto free;
+	rs->mask_words = words;
+	bitmap_to_arr64(rs->cpus, bits, words * 64);
+	err = reuserps_check_req(req.policy, req.flags, rs->cpus, words,
+				 nr_cpu_ids);
+	if (err) {
+		kfree(rs);
+		return ERR_PTR(err);
 	}
-	err = reuserps_check_req(req.policy, req.flags, rs->cpus,
-				 req.mask_words, nr_cpu_ids);
-	if (err)
-		goto free;
 	rs->policy = req.policy;
 	rs->max_conns = req.max_conns;
 	refcount_set(&rs->ref, 1);
 	return rs;
-free:
-	kfree(rs);
-	return ERR_PTR(err);
+}
+
+/**
+ * reuserps_mask_put - write a request's CPU mask for getsockopt()
+ * @rs: the request, held
+ * @info: the caller's cpus and cpus_len; cpus_len is set to the size of
+ *	the mask, up to its highest CPU, in the caller's words
+ *
+ * Writes the mask at info->cpus, unless that is 0, and zeroes the rest of
+ * the caller's buffer.
+ *
+ * Return: 0, -ERANGE if the buffer is too small, -ENOMEM, -EFAULT or
+ * -EINTR.
+ */
+static int reuserps_mask_put(const struct reuserps_sock *rs,
+			     struct reuserps_info *info)
+{
+	unsigned long *bits __free(bitmap) = NULL;
+	unsigned int nbits = rs->mask_words * 64;
+	u8 __user *umask = u64_to_user_ptr(info->cpus);
+	unsigned int w = reuserps_mask_word();
+	u32 room = info->cpus_len, len;
+	int err;
+
+	bits = bitmap_zalloc(nbits, GFP_KERNEL);
+	if (!bits)
+		return -ENOMEM;
+	bitmap_from_arr64(bits, rs->cpus, nbits);
+	/* The request's last word has a CPU set: it was trimmed to it. */
+	len = DIV_ROUND_UP(find_last_bit(bits, nbits) + 1,
+			   w * BITS_PER_BYTE) * w;
+	info->cpus_len = len;
+	if (!info->cpus)
+		return 0;
+	if (room < len)
+		return -ERANGE;
+	if (w != sizeof(long))
+		err = compat_put_bitmap((compat_ulong_t __user *)umask, bits,
+					len * BITS_PER_BYTE) ? -EFAULT : 0;
+	else
+		err = copy_to_user(umask, bits, len) ? -EFAULT : 0;
+	return err ?: reuserps_user_clear(umask + len, room - len);
 }
 
 int tcp_setsockopt_reuserps(struct sock *sk, sockptr_t optval,
@@ -177,27 +321,56 @@ int tcp_setsockopt_reuserps(struct sock *sk, sockptr_t optval,
 int tcp_getsockopt_reuserps(struct sock *sk, sockptr_t optval,
 			    sockptr_t optlen, int len)
 {
-	struct reuserps_info info = {};
+	struct reuserps_info info;
 	struct reuserps_sock *rs;
+	int err;
 
 	if (!sk_is_tcp(sk))
 		return -EOPNOTSUPP;
+	/* sk_getsockopt() refused a negative length. */
+	if (len < REUSERPS_INFO_SIZE_VER0)
+		return -EINVAL;
+	if (len > REUSERPS_OPTLEN_MAX)
+		return -E2BIG;
+	/* In: where the mask goes (cpus, cpus_len); the rest is out. */
+	err = copy_struct_from_sockptr(&info, sizeof(info), optval, len);
+	if (err)
+		return err;
 
 	sockopt_lock_sock(sk);
 	rs = rcu_dereference_protected(tcp_sk(sk)->reuserps,
 				       lockdep_sock_is_held(sk));
-	if (rs)
+	if (rs) {
+		u64 cpus = info.cpus;
+		u32 cpus_len = info.cpus_len;
+
 		reuserps_group_info(sk, rs, &info);
+		info.cpus = cpus;
+		info.cpus_len = cpus_len;
+		reuserps_sock_get(rs);
+	}
 	sockopt_release_sock(sk);
 	if (!rs)
 		return -ENOENT;
 
-	/* The struct may grow at its end: copy what both sides know, as
-	 * TCP_INFO does (sk_getsockopt() refused a negative length).
+	/* The request is held: the mask is copied without the lock. */
+	err = reuserps_mask_put(rs, &info);
+	reuserps_sock_put(rs);
+	/* As SO_PEERGROUPS does: tell a short buffer what it needs. */
+	if (err == -ERANGE &&
+	    copy_to_sockptr_offset(optval,
+				   offsetof(struct reuserps_info, cpus_len),
+				   &info.cpus_len, sizeof(info.cpus_len)))
+		return -EFAULT;
+	if (err)
+		return err;
+	/* The struct may grow at its end: a shorter one gets what it has
+	 * room for, a longer one zeroes.
 	 */
+	if (copy_struct_to_sockptr(optval, len, &info, sizeof(info), NULL))
+		return -EFAULT;
 	len = min_t(unsigned int, len, sizeof(info));
-	if (copy_to_sockptr(optval, &info, len) ||
-	    copy_to_sockptr(optlen, &len, sizeof(len)))
+	if (copy_to_sockptr(optlen, &len, sizeof(len)))
 		return -EFAULT;
 	return 0;
 }

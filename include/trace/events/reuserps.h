@@ -20,10 +20,10 @@
  * @sk: the listener
  * @max_conns: its cap
  * @active: its active connections when it refused
- * @ack: false when a request was to be made (a SYN, dropped before it
- *	is answered, or the ACK of a SYN cookie); true when the connection
- *	was to be created (the handshake's ACK, or a Fast Open SYN),
- *	dropped as for a full accept queue
+ * @ack: false for a SYN, dropped before it is answered; true when the
+ *	connection was to be created (the handshake's ACK, a SYN cookie's
+ *	included), dropped as for a full accept queue.  A Fast Open SYN
+ *	refused then goes on as a normal handshake and fires nothing.
  *
  * Fired on the CPU that processes the packet, which for a SYN is the CPU
  * whose listeners selection tried first.

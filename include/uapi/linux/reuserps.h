@@ -24,40 +24,61 @@
  * @max_conns: most connections handed to this listener that may be active
  *	at once; 0 for no cap
  * @flags: must be 0
- * @mask_words: number of 64-bit words in @cpus, at least 1
- * @cpus: CPU mask; bit (n % 64) of cpus[n / 64] set registers the
- *	listener for connections whose SYN is processed on CPU n
+ * @cpus_len: size in bytes of the CPU mask at @cpus
+ * @cpus: pointer to the CPU mask, laid out as sched_setaffinity() takes
+ *	it (a cpu_set_t, of any size: CPU_ALLOC() and CPU_ALLOC_SIZE()
+ *	work); the listener takes connections whose SYN is processed on a
+ *	CPU of the mask.  CPUs at or beyond the kernel's number of possible
+ *	CPUs must not be set; zero bytes beyond them are ignored.
  *
- * optlen is sizeof(struct reuserps_req) + 8 * @mask_words.
+ * optlen is the size of the caller's struct, at least
+ * REUSERPS_REQ_SIZE_VER0: a larger struct from a newer header is accepted
+ * if the fields this kernel does not know are zero (else -E2BIG).
  */
 struct reuserps_req {
-	__u32	policy;
-	__u32	max_conns;
-	__u32	flags;
-	__u32	mask_words;
-	__u64	cpus[];
+	__u32		policy;
+	__u32		max_conns;
+	__u32		flags;
+	__u32		cpus_len;
+	__aligned_u64	cpus;
 };
 
+#define REUSERPS_REQ_SIZE_VER0	24
+
 /**
- * struct reuserps_info - result of getsockopt(SOL_SOCKET, SO_REUSERPS)
+ * struct reuserps_info - getsockopt(SOL_SOCKET, SO_REUSERPS)
  * @policy: as set
  * @max_conns: as set
- * @active_conns: connections handed to this listener that have not ended
  * @flags: as set
+ * @cpus_len: in: size in bytes of the buffer at @cpus; out: size of the
+ *	CPU mask, up to its highest CPU, in whole words of the caller's
+ *	unsigned long
+ * @cpus: in: where to write the CPU mask, or 0 to only learn @cpus_len;
+ *	the bytes after the mask, up to the @cpus_len given, are zeroed.
+ *	-ERANGE if the buffer is too small, with only @cpus_len written.
+ * @active_conns: connections handed to this listener that have not ended
+ * @reserved: 0
  * @total_conns: connections ever handed to this listener
  * @full_skips: times the listener was passed over for being at its cap
  *
- * The kernel copies min(optlen, sizeof(struct reuserps_info)) bytes and
- * sets optlen to that, so the structure may grow at its end.
+ * optlen is the size of the caller's struct, at least
+ * REUSERPS_INFO_SIZE_VER0; fields it does not have are left out, fields
+ * this kernel does not know are zeroed, and optlen is set to what the
+ * kernel filled.
  */
 struct reuserps_info {
-	__u32	policy;
-	__u32	max_conns;
-	__u32	active_conns;
-	__u32	flags;
-	__u64	total_conns;
-	__u64	full_skips;
+	__u32		policy;
+	__u32		max_conns;
+	__u32		flags;
+	__u32		cpus_len;
+	__aligned_u64	cpus;
+	__u32		active_conns;
+	__u32		reserved;
+	__u64		total_conns;
+	__u64		full_skips;
 };
+
+#define REUSERPS_INFO_SIZE_VER0	48
 
 /*
  * Attributes nested in INET_DIAG_REUSERPS, which sock_diag reports for a
@@ -73,7 +94,9 @@ enum {
 	REUSERPS_DIAG_ACTIVE,		/* u32 */
 	REUSERPS_DIAG_TOTAL,		/* u64 */
 	REUSERPS_DIAG_FULL_SKIPS,	/* u64 */
-	REUSERPS_DIAG_CPUS,		/* u64[], the CPU mask's words */
+	REUSERPS_DIAG_CPUS,		/* u64[]: bit n % 64 of word n / 64
+					 * is CPU n, up to the highest CPU
+					 */
 	__REUSERPS_DIAG_MAX,
 };
 

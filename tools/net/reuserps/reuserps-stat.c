@@ -1,24 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * reuserps-stat: list the TCP listeners that have SO_REUSERPS.
- *
- * For every listening TCP socket (IPv4 and IPv6) of the current network
- * namespace, or of the one given with -n, that has SO_REUSERPS, print its
- * port and local address, the processes holding it, the CPUs it is
- * registered for, its policy and cap, and its connection counts.
+ * reuserps-stat: list the TCP listeners that have SO_REUSERPS, the way
+ * "ss -tl" lists listeners, with the CPUs each is registered for, its
+ * policy and cap, and its connection counts.
  *
  * The data comes from a sock_diag dump (NETLINK_SOCK_DIAG) that asks for
  * INET_DIAG_INFO: the kernel then adds to each such listener the nested
  * attribute INET_DIAG_REUSERPS, whose REUSERPS_DIAG_* members are listed
  * in <linux/reuserps.h>.  Listeners without SO_REUSERPS carry no such
- * attribute and are not shown.  Owners are found as ss -p finds them, by
- * matching "socket:[INODE]" links under /proc/PID/fd.
+ * attribute and are not shown, so a kernel without the option lists
+ * nothing.  As in ss, -p finds the owners of a socket by matching
+ * "socket:[INODE]" links under /proc/PID/fd, and -N enters a network
+ * namespace that "ip netns add" made.
  *
- * With -w, refresh every SECONDS and show, in +NEW, the connections each
- * listener was handed since the previous refresh.
+ * With -i, refresh every SECONDS and show, in +New, the connections each
+ * listener was handed since the previous refresh.  With -j, print a JSON
+ * array, one object per listener (one array per line with -i).
  *
  * Build: gcc -O2 -Wall -I../../../usr/include -o reuserps-stat \
  *	  reuserps-stat.c
+ * (or make -C tools/net/reuserps, after make headers)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -26,7 +27,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <net/if.h>
+#include <netdb.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -53,32 +56,48 @@
 #define POLICY_UNKNOWN ((__u32)-1)
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+#define FAMILY_INET	1
+#define FAMILY_INET6	2
+
 /*
  * Without INET_DIAG_SK_BPF_STORAGES, which is not asked for, the kernel
  * never builds a dump message larger than 32 KiB.
  */
 #define RECV_BUF_SIZE 32768
 
-enum {
-	COL_PORT, COL_ADDR, COL_OWNER, COL_CPUS, COL_POLICY, COL_CAP,
-	COL_ACTIVE, COL_TOTAL, COL_SKIPS, COL_NEW, NR_COLS
+/* The names REUSERPS_POLICY takes in the preload library, too. */
+static const char *const policies[] = {
+	[REUSERPS_ROUND_ROBIN]	= "rr",
+	[REUSERPS_FILL_FIRST]	= "ff",
+	[REUSERPS_LEAST_CONNS]	= "lc",
 };
 
-static const struct {
-	const char *name;
-	bool right;
-} cols[NR_COLS] = {
-	{ "PORT", true }, { "ADDRESS", false }, { "PID/COMMAND", false },
-	{ "CPUS", false }, { "POLICY", false }, { "CAP", true },
-	{ "ACTIVE", true }, { "TOTAL", true }, { "SKIPS", true },
-	{ "+NEW", true },
+struct opts {
+	unsigned int families;	/* FAMILY_* */
+	unsigned int port;	/* only this local port; 0: all */
+	unsigned int interval;	/* refresh every so many seconds, or 0 */
+	bool numeric;		/* no service names */
+	bool processes;		/* find the owners */
+	bool no_header;
+	bool json;
+};
+
+/* A process that holds a listener, as ss -p shows it. */
+struct user {
+	char comm[64];
+	int pid;
+	int fd;
 };
 
 struct listener {
 	unsigned char addr[16];
+	unsigned long long cookie;
 	unsigned long long total;
 	unsigned long long skips;
-	unsigned long long *cpus;
+	unsigned long long new_conns;	/* if new_known, in refresh mode */
+	unsigned long long *cpus;	/* bit n % 64 of word n / 64: CPU n */
+	struct user *users;
+	size_t nr_users;
 	unsigned int nr_words;
 	__u32 policy;
 	__u32 max_conns;
@@ -87,7 +106,8 @@ struct listener {
 	__u32 ifindex;
 	__u16 port;
 	__u8 family;
-	char *owners;
+	bool v6only;
+	bool new_known;
 };
 
 struct table {
@@ -95,9 +115,9 @@ struct table {
 	size_t n, cap;
 };
 
-/* Totals of the previous refresh, by inode, for the +NEW column. */
+/* Totals of the previous refresh, by socket cookie, for +New. */
 struct prev_total {
-	__u32 inode;
+	unsigned long long cookie;
 	unsigned long long total;
 };
 
@@ -119,7 +139,7 @@ static void die(int err, const char *fmt, ...)
 
 static void *xrealloc(void *p, size_t n)
 {
-	p = realloc(p, n);
+	p = realloc(p, n ? n : 1);
 	if (!p)
 		die(ENOMEM, "realloc");
 	return p;
@@ -143,15 +163,31 @@ static void append(char **s, const char *fmt, ...)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: reuserps-stat [-n NETNS] [-p PORT] [-w [SECS]] [-h]\n"
-		"List the TCP listeners that have SO_REUSERPS.\n\n"
-		"  -n, --netns NETNS   look in network namespace NETNS: a\n"
-		"                      name under /var/run/netns or a path\n"
-		"                      such as /proc/PID/ns/net\n"
-		"  -p, --port PORT     only listeners on local port PORT\n"
-		"  -w, --watch [SECS]  refresh every SECS seconds (default 1)\n"
-		"  -h, --help          show this help\n");
+	fputs("Usage: reuserps-stat [OPTIONS] [ FILTER ]\n"
+	      "List the TCP listeners that have SO_REUSERPS, as ss -tl does.\n"
+	      "\n"
+	      "  -t, --tcp            TCP sockets (the default and only one)\n"
+	      "  -l, --listening      listening sockets (the only state)\n"
+	      "  -4, --ipv4           only IPv4 sockets\n"
+	      "  -6, --ipv6           only IPv6 sockets\n"
+	      "  -n, --numeric        do not resolve service names\n"
+	      "  -p, --processes      show the processes holding each one\n"
+	      "  -H, --no-header      do not print the header line(s)\n"
+	      "  -j, --json           a JSON array, an object per listener\n"
+	      "  -N, --net NSNAME     use network namespace NSNAME (under\n"
+	      "                       /var/run/netns, or /proc/PID/ns/net)\n"
+	      "  -i, --interval SECS  refresh every SECS seconds; +New counts\n"
+	      "                       the connections handed out in between\n"
+	      "                       (with -j, one JSON array per line)\n"
+	      "  -h, --help           show this help\n"
+	      "\n"
+	      "FILTER := sport = :PORT  only listeners on local port PORT\n"
+	      "                         (a number or a service name)\n"
+	      "\n"
+	      "Columns: CPUs the listener is registered for, Policy (rr:\n"
+	      "round robin, ff: fill first, lc: least connections), Cap\n"
+	      "(most active connections, - for none), Active, Total, Skips\n"
+	      "(times passed over for being full).\n", f);
 }
 
 static void enter_netns(const char *ns)
@@ -159,7 +195,7 @@ static void enter_netns(const char *ns)
 	char path[PATH_MAX];
 	int fd;
 
-	/* A bare name is one that "ip netns add" created. */
+	/* A bare name is one that "ip netns add" created, as for ss -N. */
 	if (strchr(ns, '/'))
 		snprintf(path, sizeof(path), "%s", ns);
 	else
@@ -235,6 +271,7 @@ static void parse_msg(struct table *t, const struct nlmsghdr *nlh,
 	const struct inet_diag_msg *r = NLMSG_DATA(nlh);
 	const struct rtattr *a, *nest = NULL;
 	struct listener *l;
+	bool v6only = false;
 	int len;
 
 	if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(*r)) ||
@@ -247,9 +284,18 @@ static void parse_msg(struct table *t, const struct nlmsghdr *nlh,
 		return;
 
 	a = (const void *)((const char *)r + NLMSG_ALIGN(sizeof(*r)));
-	for (; RTA_OK(a, len); a = RTA_NEXT(a, len))
-		if ((a->rta_type & NLA_TYPE_MASK) == INET_DIAG_REUSERPS)
+	for (; RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+		switch (a->rta_type & NLA_TYPE_MASK) {
+		case INET_DIAG_REUSERPS:
 			nest = a;
+			break;
+		case INET_DIAG_SKV6ONLY:
+			/* Sent for every IPv6 listener. */
+			v6only = RTA_PAYLOAD(a) >= 1 &&
+				 *(const __u8 *)RTA_DATA(a);
+			break;
+		}
+	}
 	if (!nest)
 		return;
 
@@ -263,6 +309,9 @@ static void parse_msg(struct table *t, const struct nlmsghdr *nlh,
 	l->port = ntohs(r->id.idiag_sport);
 	l->inode = r->idiag_inode;
 	l->ifindex = r->id.idiag_if;
+	l->cookie = (unsigned long long)r->id.idiag_cookie[1] << 32 |
+		    r->id.idiag_cookie[0];
+	l->v6only = v6only;
 	l->policy = POLICY_UNKNOWN;
 	memcpy(l->addr, r->id.idiag_src, family == AF_INET ? 4 : 16);
 	parse_reuserps(l, nest);
@@ -284,6 +333,7 @@ static void diag_dump(int fd, struct table *t, int family, unsigned int port)
 		.r.sdiag_protocol = IPPROTO_TCP,
 		.r.idiag_states = 1 << TCP_LISTEN_STATE,
 		.r.idiag_ext = 1 << (INET_DIAG_INFO - 1),
+		/* The kernel skips other listeners; parse_msg() checks. */
 		.r.id.idiag_sport = htons(port),
 	};
 	struct sockaddr_nl nladdr = { .nl_family = AF_NETLINK };
@@ -352,10 +402,27 @@ static int cmp_inode(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+static int cmp_cookie(const void *a, const void *b)
+{
+	unsigned long long x = *(const unsigned long long *)a;
+	unsigned long long y = *(const unsigned long long *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int cmp_user(const void *a, const void *b)
+{
+	const struct user *x = a, *y = b;
+
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	return (x->fd > y->fd) - (x->fd < y->fd);
+}
+
 struct owner {
 	__u32 inode;	/* first, for cmp_inode() */
-	int last_pid;
-	char *who;
+	struct user *users;
+	size_t n;
 };
 
 static void read_comm(int procfd, int pid, char *comm, size_t size)
@@ -373,21 +440,24 @@ static void read_comm(int procfd, int pid, char *comm, size_t size)
 		snprintf(comm, size, "?");
 		return;
 	}
+	/* The kernel ends it with a newline, which a comm cannot hold. */
+	if (comm[n - 1] == '\n')
+		n--;
 	comm[n] = '\0';
-	comm[strcspn(comm, "\n")] = '\0';
 }
 
 /* Scan the file descriptors of every process we may look at, once. */
 static void scan_owners(struct owner *own, size_t n)
 {
-	char link[64], path[64], comm[32];
+	char link[64], path[64], comm[64];
 	struct dirent *de, *fe;
-	struct owner *o;
 	unsigned long v;
 	DIR *proc, *fds;
+	int fd, pid, fdnum;
+	struct owner *o;
+	struct user *u;
 	ssize_t len;
 	char *end;
-	int fd, pid;
 
 	proc = opendir("/proc");
 	if (!proc)
@@ -409,6 +479,9 @@ static void scan_owners(struct owner *own, size_t n)
 		}
 		comm[0] = '\0';
 		while ((fe = readdir(fds))) {
+			fdnum = strtol(fe->d_name, &end, 10);
+			if (fdnum < 0 || *end || end == fe->d_name)
+				continue;
 			len = readlinkat(fd, fe->d_name, link,
 					 sizeof(link) - 1);
 			if (len < 9 || strncmp(link, "socket:[", 8))
@@ -420,13 +493,16 @@ static void scan_owners(struct owner *own, size_t n)
 				continue;
 			o = bsearch(&(__u32){ v }, own, n, sizeof(*own),
 				    cmp_inode);
-			if (!o || o->last_pid == pid)
+			if (!o)
 				continue;
 			if (!comm[0])
 				read_comm(dirfd(proc), pid, comm, sizeof(comm));
-			append(&o->who, "%s%d/%s", o->who ? "," : "", pid,
-			       comm);
-			o->last_pid = pid;
+			o->users = xrealloc(o->users,
+					    (o->n + 1) * sizeof(*o->users));
+			u = &o->users[o->n++];
+			snprintf(u->comm, sizeof(u->comm), "%s", comm);
+			u->pid = pid;
+			u->fd = fdnum;
 		}
 		closedir(fds);
 	}
@@ -436,6 +512,7 @@ static void scan_owners(struct owner *own, size_t n)
 static void find_owners(struct table *t)
 {
 	struct owner *own, *o;
+	struct listener *l;
 	size_t i, n = 0;
 
 	own = xrealloc(NULL, t->n * sizeof(*own));
@@ -447,12 +524,17 @@ static void find_owners(struct table *t)
 			own[n++] = own[i];
 	scan_owners(own, n);
 	for (i = 0; i < t->n; i++) {
-		o = bsearch(&t->l[i].inode, own, n, sizeof(*own), cmp_inode);
-		if (o->who)
-			append(&t->l[i].owners, "%s", o->who);
+		l = &t->l[i];
+		o = bsearch(&l->inode, own, n, sizeof(*own), cmp_inode);
+		if (!o->n)
+			continue;
+		qsort(o->users, o->n, sizeof(*o->users), cmp_user);
+		l->users = xrealloc(NULL, o->n * sizeof(*l->users));
+		memcpy(l->users, o->users, o->n * sizeof(*l->users));
+		l->nr_users = o->n;
 	}
 	for (i = 0; i < n; i++)
-		free(own[i].who);
+		free(own[i].users);
 	free(own);
 }
 
@@ -468,7 +550,7 @@ static int cmp_listener(const void *a, const void *b)
 	d = memcmp(x->addr, y->addr, sizeof(x->addr));
 	if (d)
 		return d;
-	return cmp_inode(&x->inode, &y->inode);
+	return cmp_cookie(&x->cookie, &y->cookie);
 }
 
 static bool cpu_set(const struct listener *l, unsigned int cpu)
@@ -497,140 +579,456 @@ static char *cpulist(const struct listener *l)
 	return s;
 }
 
-static char *address(const struct listener *l)
+/* As ss names a device it cannot find (ll_index_to_name()). */
+static char *ifname(__u32 ifindex, char *buf)
 {
-	char ip[INET6_ADDRSTRLEN], ifname[IF_NAMESIZE];
-	char *s = NULL;
+	if (!if_indextoname(ifindex, buf))
+		snprintf(buf, IF_NAMESIZE, "if%u", ifindex);
+	return buf;
+}
 
-	inet_ntop(l->family, l->addr, ip, sizeof(ip));
-	append(&s, l->family == AF_INET6 ? "[%s]" : "%s", ip);
-	/* Bound to a device (SO_BINDTODEVICE or a link-local scope). */
-	if (l->ifindex)
-		append(&s, "%%%s", if_indextoname(l->ifindex, ifname) ?
-		       ifname : "?");
+/* Control characters would reach the terminal: ss prints them raw. */
+static char *printable(char *s)
+{
+	unsigned char *p;
+
+	for (p = (unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	return s;
 }
 
-static unsigned long long new_since(const struct listener *l, bool *known)
+/*
+ * The local address as ss prints it before ":PORT": IPv6 in brackets,
+ * "*" for the IPv6 any address of a socket that takes IPv4 too (not
+ * v6only), and "%DEVICE" for a socket bound to a device.
+ */
+static char *address(const struct listener *l)
 {
-	struct prev_total *p;
+	char ip[INET6_ADDRSTRLEN], dev[IF_NAMESIZE];
+	char *s = NULL;
 
-	p = have_prev ? bsearch(&l->inode, prev, nr_prev, sizeof(*prev),
-				cmp_inode) : NULL;
-	*known = p && l->total >= p->total;
-	return *known ? l->total - p->total : 0;
+	inet_ntop(l->family, l->addr, ip, sizeof(ip));
+	if (l->family == AF_INET)
+		append(&s, "%s", ip);
+	else if (!l->v6only && !memcmp(l->addr, &in6addr_any, 16))
+		append(&s, "*");
+	else
+		append(&s, "[%s]", ip);
+	if (l->ifindex)
+		append(&s, "%%%s", printable(ifname(l->ifindex, dev)));
+	return s;
 }
 
-static void print_table(struct table *t, bool watch)
+/*
+ * Like ss, which does not name the ports of the local (ephemeral) range:
+ * /etc/services has names for many of them that mean nothing there.
+ */
+static bool ephemeral(unsigned int port)
 {
-	static const char *const policies[] = { "rr", "ff", "lc" };
-	int ncols = watch ? NR_COLS : COL_NEW;
-	char *(*cell)[NR_COLS];
-	unsigned long long d;
-	struct listener *l;
-	int c, w[NR_COLS];
-	char **row;
+	static unsigned int lo, hi;
+	FILE *f;
+
+	if (!lo) {
+		f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+		if (!f || fscanf(f, "%u %u", &lo, &hi) != 2 || !lo) {
+			lo = 1024;
+			hi = 4999;
+		}
+		if (f)
+			fclose(f);
+	}
+	return port >= lo && port <= hi;
+}
+
+struct service {
+	struct service *next;
+	unsigned int port;
+	char *name;	/* NULL: none */
+};
+
+/* The port as ss prints it: its service name, unless -n. */
+static char *service(unsigned int port, bool numeric)
+{
+	static struct service *cache;
+	struct servent *se;
+	struct service *c;
+	char *s = NULL;
+
+	for (c = cache; c; c = c->next)
+		if (c->port == port)
+			break;
+	if (!c && !numeric && !ephemeral(port)) {
+		if (!cache)
+			setservent(1);
+		se = getservbyport(htons(port), "tcp");
+		c = xrealloc(NULL, sizeof(*c));
+		c->port = port;
+		c->name = NULL;
+		if (se)
+			append(&c->name, "%s", se->s_name);
+		c->next = cache;
+		cache = c;
+	}
+	if (!numeric && c && c->name)
+		append(&s, "%s", c->name);
+	else
+		append(&s, "%u", port);
+	return s;
+}
+
+/* As ss -p: users:(("nginx",pid=123,fd=6),("nginx",pid=124,fd=6)) */
+static char *users_of(const struct listener *l)
+{
+	char comm[sizeof(l->users->comm)];
+	char *s = NULL;
 	size_t i;
-	bool ok;
+
+	if (!l->nr_users) {
+		append(&s, "");
+		return s;
+	}
+	append(&s, "users:(");
+	for (i = 0; i < l->nr_users; i++) {
+		snprintf(comm, sizeof(comm), "%s", l->users[i].comm);
+		append(&s, "%s(\"%s\",pid=%d,fd=%d)", i ? "," : "",
+		       printable(comm), l->users[i].pid, l->users[i].fd);
+	}
+	append(&s, ")");
+	return s;
+}
+
+enum {
+	COL_ADDR, COL_PORT, COL_CPUS, COL_POLICY, COL_CAP, COL_ACTIVE,
+	COL_TOTAL, COL_SKIPS, COL_NEW, COL_PROC, NR_COLS
+};
+
+/* As ss: the address right-aligned up to its ':', the port after it. */
+static const struct {
+	const char *name;
+	const char *sep;	/* before the column */
+	bool right;
+} cols[NR_COLS] = {
+	[COL_ADDR]	= { "Local Address:", "", true },
+	[COL_PORT]	= { "Port", "", false },
+	[COL_CPUS]	= { "CPUs", "  ", false },
+	[COL_POLICY]	= { "Policy", "  ", false },
+	[COL_CAP]	= { "Cap", "  ", true },
+	[COL_ACTIVE]	= { "Active", "  ", true },
+	[COL_TOTAL]	= { "Total", "  ", true },
+	[COL_SKIPS]	= { "Skips", "  ", true },
+	[COL_NEW]	= { "+New", "  ", true },
+	[COL_PROC]	= { "Process", "  ", false },
+};
+
+static bool col_shown(int c, const struct opts *o)
+{
+	if (c == COL_NEW)
+		return o->interval;
+	if (c == COL_PROC)
+		return o->processes;
+	return true;
+}
+
+static void fill_row(char **row, const struct listener *l,
+		     const struct opts *o)
+{
+	row[COL_ADDR] = address(l);
+	append(&row[COL_ADDR], ":");
+	row[COL_PORT] = service(l->port, o->numeric);
+	row[COL_CPUS] = cpulist(l);
+	if (l->policy < ARRAY_SIZE(policies))
+		append(&row[COL_POLICY], "%s", policies[l->policy]);
+	else if (l->policy == POLICY_UNKNOWN)
+		append(&row[COL_POLICY], "?");
+	else
+		append(&row[COL_POLICY], "%u", l->policy);
+	if (l->max_conns)
+		append(&row[COL_CAP], "%u", l->max_conns);
+	else
+		append(&row[COL_CAP], "-");
+	append(&row[COL_ACTIVE], "%u", l->active);
+	append(&row[COL_TOTAL], "%llu", l->total);
+	append(&row[COL_SKIPS], "%llu", l->skips);
+	if (l->new_known)
+		append(&row[COL_NEW], "%llu", l->new_conns);
+	else
+		append(&row[COL_NEW], "-");
+	row[COL_PROC] = users_of(l);
+}
+
+static void print_text(const struct table *t, const struct opts *o)
+{
+	size_t i, first = o->no_header ? 1 : 0;
+	char *(*cell)[NR_COLS];
+	int c, w[NR_COLS];
+	char *line;
+	size_t len;
 
 	cell = xrealloc(NULL, (t->n + 1) * sizeof(*cell));
 	memset(cell, 0, (t->n + 1) * sizeof(*cell));
 	for (c = 0; c < NR_COLS; c++)
 		append(&cell[0][c], "%s", cols[c].name);
-	for (i = 0; i < t->n; i++) {
-		row = cell[i + 1];
-		l = &t->l[i];
-		append(&row[COL_PORT], "%u", l->port);
-		row[COL_ADDR] = address(l);
-		append(&row[COL_OWNER], "%s", l->owners ? l->owners : "-");
-		row[COL_CPUS] = cpulist(l);
-		if (l->policy < ARRAY_SIZE(policies))
-			append(&row[COL_POLICY], "%s", policies[l->policy]);
-		else if (l->policy == POLICY_UNKNOWN)
-			append(&row[COL_POLICY], "?");
-		else
-			append(&row[COL_POLICY], "%u", l->policy);
-		if (l->max_conns)
-			append(&row[COL_CAP], "%u", l->max_conns);
-		else
-			append(&row[COL_CAP], "-");
-		append(&row[COL_ACTIVE], "%u", l->active);
-		append(&row[COL_TOTAL], "%llu", l->total);
-		append(&row[COL_SKIPS], "%llu", l->skips);
-		d = new_since(l, &ok);
-		if (ok)
-			append(&row[COL_NEW], "%llu", d);
-		else
-			append(&row[COL_NEW], "-");
-	}
+	for (i = 0; i < t->n; i++)
+		fill_row(cell[i + 1], &t->l[i], o);
 
-	for (c = 0; c < ncols; c++) {
+	for (c = 0; c < NR_COLS; c++) {
 		w[c] = 0;
-		for (i = 0; i <= t->n; i++)
+		for (i = first; i <= t->n; i++)
 			if ((int)strlen(cell[i][c]) > w[c])
 				w[c] = strlen(cell[i][c]);
 	}
 	for (i = 0; i <= t->n; i++) {
-		for (c = 0; c < ncols; c++) {
-			const char *sep = c + 1 < ncols ? "  " : "\n";
-
-			/* No trailing blanks after the last column. */
-			if (!cols[c].right && c + 1 == ncols)
-				printf("%s%s", cell[i][c], sep);
-			else
-				printf(cols[c].right ? "%*s%s" : "%-*s%s",
-				       w[c], cell[i][c], sep);
-		}
-		for (c = 0; c < NR_COLS; c++)
+		line = NULL;
+		for (c = 0; c < NR_COLS; c++) {
+			if (col_shown(c, o))
+				append(&line,
+				       cols[c].right ? "%s%*s" : "%s%-*s",
+				       cols[c].sep, w[c], cell[i][c]);
 			free(cell[i][c]);
+		}
+		/* No trailing blanks after the last column. */
+		len = strlen(line);
+		while (len && line[len - 1] == ' ')
+			line[--len] = '\0';
+		if (i >= first)
+			puts(line);
+		free(line);
 	}
 	free(cell);
 }
 
-static void refresh(int fd, unsigned int port, unsigned int interval)
+/*
+ * Length of the valid UTF-8 sequence (RFC 3629) that @p starts, or 0.
+ * A comm is cut at 15 bytes, maybe in the middle of a character.
+ */
+static size_t utf8_len(const unsigned char *p)
 {
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n, i;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] < 0xc2)
+		return 0;
+	if (p[0] < 0xe0) {
+		n = 2;
+	} else if (p[0] < 0xf0) {
+		n = 3;
+		if (p[0] == 0xe0)
+			lo = 0xa0;	/* overlong */
+		if (p[0] == 0xed)
+			hi = 0x9f;	/* surrogates */
+	} else if (p[0] < 0xf5) {
+		n = 4;
+		if (p[0] == 0xf0)
+			lo = 0x90;	/* overlong */
+		if (p[0] == 0xf4)
+			hi = 0x8f;	/* beyond U+10FFFF */
+	} else {
+		return 0;
+	}
+	/* The terminating NUL fails the test: no read past it. */
+	for (i = 1; i < n; i++, lo = 0x80, hi = 0xbf)
+		if (p[i] < lo || p[i] > hi)
+			return 0;
+	return n;
+}
+
+/* A JSON string; bytes that are not UTF-8 become U+FFFD. */
+static void json_str(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n;
+
+	putchar('"');
+	while (*p) {
+		n = utf8_len(p);
+		if (!n) {
+			fputs("\\ufffd", stdout);
+			p++;
+			continue;
+		}
+		if (n > 1) {
+			fwrite(p, 1, n, stdout);
+			p += n;
+			continue;
+		}
+		switch (*p) {
+		case '"':
+			fputs("\\\"", stdout);
+			break;
+		case '\\':
+			fputs("\\\\", stdout);
+			break;
+		case '\n':
+			fputs("\\n", stdout);
+			break;
+		case '\r':
+			fputs("\\r", stdout);
+			break;
+		case '\t':
+			fputs("\\t", stdout);
+			break;
+		default:
+			if (*p < 0x20)
+				printf("\\u%04x", *p);
+			else
+				putchar(*p);
+		}
+		p++;
+	}
+	putchar('"');
+}
+
+static void json_listener(const struct listener *l, const struct opts *o)
+{
+	char ip[INET6_ADDRSTRLEN], dev[IF_NAMESIZE];
+	unsigned int cpu, nbits = l->nr_words * 64;
+	bool first = true;
+	size_t i;
+
+	printf("{\"family\":\"%s\",\"local\":",
+	       l->family == AF_INET ? "inet" : "inet6");
+	inet_ntop(l->family, l->addr, ip, sizeof(ip));
+	json_str(ip);
+	printf(",\"port\":%u", l->port);
+	if (l->family == AF_INET6)
+		printf(",\"v6only\":%s", l->v6only ? "true" : "false");
+	if (l->ifindex) {
+		fputs(",\"ifname\":", stdout);
+		json_str(ifname(l->ifindex, dev));
+	}
+	printf(",\"inode\":%u,\"cookie\":%llu,\"cpus\":[", l->inode,
+	       l->cookie);
+	for (cpu = 0; cpu < nbits; cpu++) {
+		if (!cpu_set(l, cpu))
+			continue;
+		printf("%s%u", first ? "" : ",", cpu);
+		first = false;
+	}
+	fputs("],\"policy\":", stdout);
+	if (l->policy < ARRAY_SIZE(policies))
+		json_str(policies[l->policy]);
+	else if (l->policy == POLICY_UNKNOWN)
+		fputs("null", stdout);
+	else
+		printf("\"%u\"", l->policy);
+	printf(",\"max_conns\":%u,\"active_conns\":%u", l->max_conns,
+	       l->active);
+	printf(",\"total_conns\":%llu,\"full_skips\":%llu", l->total,
+	       l->skips);
+	if (o->interval) {
+		if (l->new_known)
+			printf(",\"new_conns\":%llu", l->new_conns);
+		else
+			fputs(",\"new_conns\":null", stdout);
+	}
+	if (o->processes) {
+		fputs(",\"users\":[", stdout);
+		for (i = 0; i < l->nr_users; i++) {
+			fputs(i ? ",{\"comm\":" : "{\"comm\":", stdout);
+			json_str(l->users[i].comm);
+			printf(",\"pid\":%d,\"fd\":%d}", l->users[i].pid,
+			       l->users[i].fd);
+		}
+		putchar(']');
+	}
+	putchar('}');
+}
+
+/* One line, so that each refresh of -i is a line of its own. */
+static void print_json(const struct table *t, const struct opts *o)
+{
+	size_t i;
+
+	putchar('[');
+	for (i = 0; i < t->n; i++) {
+		if (i)
+			putchar(',');
+		json_listener(&t->l[i], o);
+	}
+	puts("]");
+}
+
+/* +New: the connections handed out since the previous refresh. */
+static void count_new(struct table *t)
+{
+	struct prev_total *p;
+	struct listener *l;
+	size_t i;
+
+	for (i = 0; i < t->n; i++) {
+		l = &t->l[i];
+		p = have_prev ? bsearch(&l->cookie, prev, nr_prev,
+					sizeof(*prev), cmp_cookie) : NULL;
+		l->new_known = p && l->total >= p->total;
+		l->new_conns = l->new_known ? l->total - p->total : 0;
+	}
+
+	prev = xrealloc(prev, t->n * sizeof(*prev));
+	for (i = 0; i < t->n; i++)
+		prev[i] = (struct prev_total){ t->l[i].cookie, t->l[i].total };
+	nr_prev = t->n;
+	have_prev = true;
+	qsort(prev, nr_prev, sizeof(*prev), cmp_cookie);
+}
+
+static void free_table(struct table *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++) {
+		free(t->l[i].cpus);
+		free(t->l[i].users);
+	}
+	free(t->l);
+	memset(t, 0, sizeof(*t));
+}
+
+static void refresh(int fd, const struct opts *o)
+{
+	static bool refreshed;
 	struct table t = { 0 };
 	char stamp[64];
 	time_t now;
-	size_t i;
 
-	diag_dump(fd, &t, AF_INET, port);
-	diag_dump(fd, &t, AF_INET6, port);
-	if (t.n)
+	if (o->families & FAMILY_INET)
+		diag_dump(fd, &t, AF_INET, o->port);
+	if (o->families & FAMILY_INET6)
+		diag_dump(fd, &t, AF_INET6, o->port);
+	if (t.n && o->processes)
 		find_owners(&t);
 	qsort(t.l, t.n, sizeof(*t.l), cmp_listener);
+	if (o->interval)
+		count_new(&t);
 
-	if (interval) {
-		if (isatty(STDOUT_FILENO))
-			fputs("\033[H\033[2J", stdout);
-		else if (have_prev)
-			putchar('\n');
-		now = time(NULL);
-		strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S",
-			 localtime(&now));
-		printf("%s  every %us\n", stamp, interval);
+	if (o->json) {
+		print_json(&t, o);
+	} else {
+		if (o->interval) {
+			if (isatty(STDOUT_FILENO))
+				fputs("\033[H\033[2J", stdout);
+			else if (refreshed)
+				putchar('\n');
+		}
+		if (o->interval && !o->no_header) {
+			now = time(NULL);
+			strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S",
+				 localtime(&now));
+			printf("%s  every %us\n", stamp, o->interval);
+		}
+		print_text(&t, o);
 	}
-	print_table(&t, interval);
-	fflush(stdout);
-
-	/* Remember the totals for the next +NEW. */
-	prev = xrealloc(prev, (t.n + 1) * sizeof(*prev));
-	for (i = 0; i < t.n; i++)
-		prev[i] = (struct prev_total){ t.l[i].inode, t.l[i].total };
-	nr_prev = t.n;
-	have_prev = true;
-	qsort(prev, nr_prev, sizeof(*prev), cmp_inode);
-
-	for (i = 0; i < t.n; i++) {
-		free(t.l[i].cpus);
-		free(t.l[i].owners);
-	}
-	free(t.l);
+	refreshed = true;
+	if (fflush(stdout) || ferror(stdout))
+		die(errno ? errno : EIO, "stdout");
+	free_table(&t);
 }
 
 /*
- * SIGINT and SIGTERM stay blocked in watch mode and are only taken here,
- * so a refresh is never cut short.  True when one of them arrived.
+ * SIGINT and SIGTERM stay blocked in refresh mode and are only taken
+ * here, so a refresh is never cut short.  True when one of them arrived.
  */
 static bool wait_signal(const sigset_t *set, unsigned int secs)
 {
@@ -655,55 +1053,121 @@ static bool wait_signal(const sigset_t *set, unsigned int secs)
 	}
 }
 
+static unsigned int parse_port(const char *s)
+{
+	struct servent *se;
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (*s >= '0' && *s <= '9' && !errno && !*end && v && v <= 65535)
+		return v;
+	se = *s ? getservbyname(s, "tcp") : NULL;
+	if (!se) {
+		fprintf(stderr, "reuserps-stat: bad port \"%s\"\n", s);
+		exit(1);
+	}
+	return ntohs(se->s_port);
+}
+
+/*
+ * The one filter of ss that applies: "sport = :PORT", also with "==" or
+ * "eq" or no operator, without the colon, and in parentheses.
+ */
+static unsigned int parse_filter(int argc, char **argv)
+{
+	char *buf = NULL, *tok[4], *save, *w, *p;
+	unsigned int port;
+	int i, n = 0;
+
+	for (i = 0; i < argc; i++)
+		append(&buf, "%s ", argv[i]);
+	for (p = buf; *p; p++)
+		if (*p == '(' || *p == ')')
+			*p = ' ';
+	for (w = strtok_r(buf, " \t\n", &save); w;
+	     w = strtok_r(NULL, " \t\n", &save)) {
+		if (n == (int)ARRAY_SIZE(tok))
+			goto bad;
+		tok[n++] = w;
+	}
+	if (n == 3 && (!strcmp(tok[1], "=") || !strcmp(tok[1], "==") ||
+		       !strcmp(tok[1], "eq"))) {
+		tok[1] = tok[2];
+		n = 2;
+	}
+	if (n != 2 || strcmp(tok[0], "sport"))
+		goto bad;
+	port = parse_port(tok[1] + (tok[1][0] == ':'));
+	free(buf);
+	return port;
+bad:
+	fprintf(stderr,
+		"reuserps-stat: unsupported filter; only \"sport = :PORT\"\n");
+	exit(1);
+}
+
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "netns", required_argument, NULL, 'n' },
-		{ "port", required_argument, NULL, 'p' },
-		{ "watch", optional_argument, NULL, 'w' },
+	static const struct option longopts[] = {
+		{ "tcp", no_argument, NULL, 't' },
+		{ "listening", no_argument, NULL, 'l' },
+		{ "ipv4", no_argument, NULL, '4' },
+		{ "ipv6", no_argument, NULL, '6' },
+		{ "numeric", no_argument, NULL, 'n' },
+		{ "processes", no_argument, NULL, 'p' },
+		{ "no-header", no_argument, NULL, 'H' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "net", required_argument, NULL, 'N' },
+		{ "interval", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ }
 	};
-	unsigned int port = 0, interval = 0;
-	const char *netns = NULL, *arg;
+	struct opts o = { 0 };
+	const char *netns = NULL;
 	unsigned long v;
 	sigset_t set;
 	char *end;
 	int fd, c;
 
-	/* "+": no permutation, so "-w 5" can take its operand below. */
-	while ((c = getopt_long(argc, argv, "+n:p:w::h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "tl46npHjN:i:h", longopts,
+				NULL)) != -1) {
 		switch (c) {
+		case 't':
+		case 'l':
+			break;
+		case '4':
+			o.families |= FAMILY_INET;
+			break;
+		case '6':
+			o.families |= FAMILY_INET6;
+			break;
 		case 'n':
-			netns = optarg;
+			o.numeric = true;
 			break;
 		case 'p':
+			o.processes = true;
+			break;
+		case 'H':
+			o.no_header = true;
+			break;
+		case 'j':
+			o.json = true;
+			break;
+		case 'N':
+			netns = optarg;
+			break;
+		case 'i':
 			errno = 0;
 			v = strtoul(optarg, &end, 10);
-			if (errno || *end || !v || v > 65535) {
-				fprintf(stderr, "reuserps-stat: bad port %s\n",
+			if (errno || *end || !v || v > 86400) {
+				fprintf(stderr,
+					"reuserps-stat: bad interval \"%s\"\n",
 					optarg);
 				return 1;
 			}
-			port = v;
-			break;
-		case 'w':
-			arg = optarg;
-			if (!arg && optind < argc && argv[optind][0] >= '0' &&
-			    argv[optind][0] <= '9')
-				arg = argv[optind++];
-			interval = 1;
-			if (!arg)
-				break;
-			errno = 0;
-			v = strtoul(arg, &end, 10);
-			if (errno || *end || !v || v > 86400) {
-				fprintf(stderr,
-					"reuserps-stat: bad interval %s\n",
-					arg);
-				return 1;
-			}
-			interval = v;
+			o.interval = v;
 			break;
 		case 'h':
 			usage(stdout);
@@ -713,10 +1177,10 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (optind < argc) {
-		usage(stderr);
-		return 1;
-	}
+	if (!o.families)
+		o.families = FAMILY_INET | FAMILY_INET6;
+	if (optind < argc)
+		o.port = parse_filter(argc - optind, argv + optind);
 
 	if (netns)
 		enter_netns(netns);
@@ -728,8 +1192,8 @@ int main(int argc, char **argv)
 		die(errno, "socket(NETLINK_SOCK_DIAG)");
 	}
 
-	if (!interval) {
-		refresh(fd, port, 0);
+	if (!o.interval) {
+		refresh(fd, &o);
 		close(fd);
 		return 0;
 	}
@@ -739,8 +1203,8 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	do
-		refresh(fd, port, interval);
-	while (!wait_signal(&set, interval));
+		refresh(fd, &o);
+	while (!wait_signal(&set, o.interval));
 	close(fd);
 	free(prev);
 	return 0;

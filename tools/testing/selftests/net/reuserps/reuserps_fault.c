@@ -14,42 +14,27 @@
  * fault, steering is exact.
  * kmemleak, run after the selftests, finds what a failed path leaked.
  * Needs CONFIG_FAILSLAB, CONFIG_FAIL_PAGE_ALLOC and
- * CONFIG_FAULT_INJECTION_DEBUG_FS.
+ * CONFIG_FAULT_INJECTION_DEBUG_FS (not in the default config), and
+ * changes those system-wide knobs while it runs (the parent process
+ * restores them): it SKIPs where they are absent.  Each test runs in a
+ * network namespace of its own.
  */
-#define _GNU_SOURCE
+#include "kselftest_harness.h"
+
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <sched.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <linux/filter.h>
-#include <linux/reuserps.h>
 
-#include "../../kselftest_harness.h"
+#include "reuserps_lib.h"
 
-#define MASK_WORDS	16
 #define MAX_TRIES	400
 
-struct req_buf {
-	struct reuserps_req req;
-	__u64 cpus[MASK_WORDS];
+static const char *const knobs[] = {
+	"/sys/kernel/debug/failslab/ignore-gfp-wait",
+	"/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait",
+	"/sys/kernel/debug/failslab/verbose",
+	"/sys/kernel/debug/fail_page_alloc/verbose",
 };
-
-static int write_file(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY), ok;
-
-	if (fd < 0)
-		return -1;
-	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
-	close(fd);
-	return ok ? 0 : -1;
-}
+#define NKNOBS	4
 
 /* This thread's fail-nth, opened once: opening it allocates. */
 static int nth_fd = -1;
@@ -79,16 +64,15 @@ static bool injected(void)
 	return hit;
 }
 
-static int request(int fd, __u32 cap, int cpu)
-{
-	struct req_buf b = {};
+/* The masks of CPU 0 and CPU 1, made before any fault is armed. */
+static cpu_set_t *masks[2];
+static size_t mask_size;
 
-	b.req.policy = REUSERPS_ROUND_ROBIN;
-	b.req.max_conns = cap;
-	b.req.mask_words = MASK_WORDS;
-	b.cpus[cpu / 64] |= 1ULL << (cpu % 64);
-	return setsockopt(fd, SOL_SOCKET, SO_REUSERPS, &b, sizeof(b)) ?
-	       errno : 0;
+/* SO_REUSERPS for @cpu: allocates nothing in this process. */
+static int request_cpu(int fd, __u32 cap, int cpu)
+{
+	return rps_set_mask(fd, REUSERPS_ROUND_ROBIN, cap, masks[cpu],
+			    mask_size);
 }
 
 /* 127.0.0.1, the port of the test's group. */
@@ -104,27 +88,22 @@ static int sock_reuseport(void)
 	return fd;
 }
 
-static void pin(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set))
-		abort();
-}
-
-/* Which of @fds accepted a connection made from @cpu; -1 if none. */
+/*
+ * Which of @fds accepted a connection made from @cpu; -1 if none within
+ * 20 s (a bound for what must come, not a measure).
+ */
 static int lands_on(const int *fds, int n, int cpu)
 {
 	int c = socket(AF_INET, SOCK_STREAM, 0), i, a, tries;
+	struct pollfd pfd[2];
 
-	pin(cpu);
+	if (pin_cpu(cpu))
+		abort();
 	if (c < 0 || connect(c, (struct sockaddr *)&addr, sizeof(addr))) {
 		close(c);
 		return -1;
 	}
-	for (tries = 0; tries < 1000; tries++) {
+	for (tries = 0; tries < 200; tries++) {
 		for (i = 0; i < n; i++) {
 			a = accept(fds[i], NULL, NULL);
 			if (a >= 0) {
@@ -132,8 +111,10 @@ static int lands_on(const int *fds, int n, int cpu)
 				close(c);
 				return i;
 			}
+			pfd[i].fd = fds[i];
+			pfd[i].events = POLLIN;
 		}
-		usleep(1000);
+		poll(pfd, n, 100);
 	}
 	close(c);
 	return -1;
@@ -141,10 +122,9 @@ static int lands_on(const int *fds, int n, int cpu)
 
 static __u32 cap_of(int fd)
 {
-	struct reuserps_info info = {};
-	socklen_t len = sizeof(info);
+	struct reuserps_info info;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_REUSERPS, &info, &len))
+	if (rps_get(fd, &info, NULL, 0))
 		return ~0U;
 	return info.max_conns;
 }
@@ -161,35 +141,49 @@ static bool listening(int fd)
 FIXTURE(fault)
 {
 	int fd[2];
+	bool saved;		/* knobs[] hold what they held in saved_val */
+	char saved_val[NKNOBS][16];
 };
 
 FIXTURE_SETUP(fault)
 {
-	nth_fd = open("/proc/thread-self/fail-nth", O_RDWR);
-	if (nth_fd < 0 ||
-	    write_file("/sys/kernel/debug/failslab/ignore-gfp-wait", "N") ||
-	    write_file("/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait",
-		       "N"))
-		SKIP(return, "no failslab, fail_page_alloc or debugfs");
-	/* A forced failure is not a report: no stack dump. */
-	write_file("/sys/kernel/debug/failslab/verbose", "0");
-	write_file("/sys/kernel/debug/fail_page_alloc/verbose", "0");
-	ASSERT_EQ(0, unshare(CLONE_NEWNET));
-	ASSERT_EQ(0, system("ip link set lo up"));
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	static const char *const val[NKNOBS] = { "N", "N", "0", "0" };
+	int cpus[2] = { 0, 1 }, i;
+
 	self->fd[0] = -1;
 	self->fd[1] = -1;
+	if (!reuserps_supported())
+		SKIP(return, "no SO_REUSERPS in this kernel (ENOPROTOOPT)");
+	nth_fd = open("/proc/thread-self/fail-nth", O_RDWR);
+	if (nth_fd < 0)
+		SKIP(return, "no fail-nth (CONFIG_FAULT_INJECTION)");
+	for (i = 0; i < NKNOBS; i++)
+		if (read_file(knobs[i], self->saved_val[i],
+			      sizeof(self->saved_val[i])))
+			SKIP(return, "no %s (debugfs, CONFIG_FAILSLAB...)",
+			     knobs[i]);
+	self->saved = true;
+	/* Sleeping allocations fail too; a forced failure is no report. */
+	for (i = 0; i < NKNOBS; i++)
+		if (write_file(knobs[i], val[i]))
+			SKIP(return, "cannot write %s", knobs[i]);
+	ASSERT_EQ(0, rps_netns());
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (i = 0; i < 2; i++) {
+		masks[i] = rps_mask(&cpus[i], 1, rps_nr_cpu_ids(), &mask_size);
+		ASSERT_NE(NULL, masks[i]);
+	}
 }
 
-FIXTURE_TEARDOWN(fault)
+/* In the parent (self is shared): the knobs as they were, whatever
+ * happened to the test.
+ */
+FIXTURE_TEARDOWN_PARENT(fault)
 {
-	arm(0);
-	write_file("/sys/kernel/debug/failslab/ignore-gfp-wait", "Y");
-	write_file("/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", "Y");
-	if (self->fd[0] >= 0)
-		close(self->fd[0]);
-	if (self->fd[1] >= 0)
-		close(self->fd[1]);
+	int i;
+
+	for (i = 0; self->saved && i < NKNOBS; i++)
+		write_file(knobs[i], self->saved_val[i]);
 }
 
 /*
@@ -213,10 +207,10 @@ TEST_F(fault, first_listener)
 			if (step == 0) {
 				self->fd[0] = sock_reuseport();
 				arm(n);
-				err = request(self->fd[0], 0, 0);
+				err = request_cpu(self->fd[0], 0, 0);
 			} else if (step == 1) {
 				self->fd[0] = sock_reuseport();
-				ASSERT_EQ(0, request(self->fd[0], 0, 0));
+				ASSERT_EQ(0, request_cpu(self->fd[0], 0, 0));
 				addr.sin_port = 0;
 				arm(n);
 				err = bind(self->fd[0],
@@ -224,7 +218,7 @@ TEST_F(fault, first_listener)
 					   sizeof(addr)) ? errno : 0;
 			} else {
 				self->fd[0] = sock_reuseport();
-				ASSERT_EQ(0, request(self->fd[0], 0, 0));
+				ASSERT_EQ(0, request_cpu(self->fd[0], 0, 0));
 				addr.sin_port = 0;
 				ASSERT_EQ(0, bind(self->fd[0],
 						  (struct sockaddr *)&addr,
@@ -273,7 +267,7 @@ TEST_F(fault, join_reconfigure_attach)
 	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
 		SKIP(return, "needs 2 CPUs");
 	self->fd[0] = sock_reuseport();
-	ASSERT_EQ(0, request(self->fd[0], 0, 0));
+	ASSERT_EQ(0, request_cpu(self->fd[0], 0, 0));
 	addr.sin_port = 0;
 	ASSERT_EQ(0, bind(self->fd[0], (struct sockaddr *)&addr,
 			  sizeof(addr)));
@@ -284,7 +278,7 @@ TEST_F(fault, join_reconfigure_attach)
 	/* Join: on failure, CPU 1's connections still go to listener 0. */
 	for (n = 1; n <= MAX_TRIES; n++) {
 		self->fd[1] = sock_reuseport();
-		ASSERT_EQ(0, request(self->fd[1], 0, 1));
+		ASSERT_EQ(0, request_cpu(self->fd[1], 0, 1));
 		ASSERT_EQ(0, bind(self->fd[1], (struct sockaddr *)&addr,
 				  sizeof(addr)));
 		arm(n);
@@ -321,7 +315,7 @@ TEST_F(fault, join_reconfigure_attach)
 	/* Reconfigure listener 1 to CPU 0 with a cap of 5. */
 	for (n = 1; n <= MAX_TRIES; n++) {
 		arm(n);
-		err = request(self->fd[1], 5, 0);
+		err = request_cpu(self->fd[1], 5, 0);
 		if (!injected()) {
 			ASSERT_EQ(0, err);
 			break;
@@ -368,4 +362,4 @@ TEST_F(fault, join_reconfigure_attach)
 	EXPECT_LT(0, faults);
 }
 
-TEST_HARNESS_MAIN
+REUSERPS_HARNESS_MAIN

@@ -5,44 +5,31 @@
  * listen, connect, accept, shutdown, close, reset, reconfiguration,
  * reuseport program attach and detach, tcp_migrate_req flips and CPU
  * offline/online against a few shared ports, and checks as it goes that
- * every errno is a documented one and that no listener holds more active
- * connections than its cap (unless its cap was lowered).  At the end every
- * connection is closed and every listener's active count must return to
- * zero.  The same seed replays the same choices (not the same timing).
+ * every errno is the one documented for what was asked and that no
+ * listener holds more active connections than its cap (unless its cap was
+ * lowered).  At the end every connection is closed and every listener's
+ * active count must return to zero.  The same seed replays the same
+ * choices (not the same timing).  It runs in a network namespace of its
+ * own; only CPU hotplug changes system-wide state, and is left out where
+ * the CPUs cannot go offline (or with -C).
  *
- *   reuserps_fuzz [-s SEED] [-n OPS_PER_THREAD]
+ *   reuserps_fuzz [-s SEED] [-n OPS_PER_THREAD] [-C]
  *
  * Without -s the seed is 1, so that a kselftest run is repeatable; the
- * seed is printed either way.
+ * seed is printed either way.  The run is bounded by its count of
+ * operations, not by time.
  */
-#define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
-#include <sched.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/sysinfo.h>
-#include <unistd.h>
 
 #include <linux/filter.h>
-#include <linux/reuserps.h>
 
-#include "../../kselftest.h"
+#include "kselftest.h"
+#include "reuserps_lib.h"
 
 #define NPORTS		3
 #define NLISTEN		6	/* per thread */
 #define NCONN		24	/* per thread */
-#define MASK_WORDS	16
-
-struct req_buf {
-	struct reuserps_req req;
-	__u64 cpus[MASK_WORDS];
-};
 
 struct lsn {
 	int fd;
@@ -61,20 +48,11 @@ struct worker {
 };
 
 static __u16 ports[NPORTS];
-static int ncpus, iters = 300;
+static int ncpus, nr_cpu_ids, iters = 300;
 static unsigned int seed0;
+static bool hotplug_on;		/* some CPU can go offline, and not -C */
 static pthread_mutex_t hotplug = PTHREAD_MUTEX_INITIALIZER;
-
-static int write_file(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY), ok;
-
-	if (fd < 0)
-		return -1;
-	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
-	close(fd);
-	return ok ? 0 : -1;
-}
+static bool flipped[64];	/* CPUs the run took offline at some point */
 
 static void fail(struct worker *w, const char *what, int err)
 {
@@ -109,43 +87,87 @@ static struct sockaddr_in addr_of(int port)
 	return a;
 }
 
-/* A request, malformed one time in eight. */
-static int request(struct worker *w, int fd, __u32 *capp)
+/*
+ * A request, malformed one time in eight.  A well-formed one may be
+ * refused with EINVAL (a bound socket, or a listener without SO_REUSERPS),
+ * EADDRINUSE (a listener asking another policy than its group's) or
+ * ENOMEM.  A malformed one must be refused: on a @fresh socket with its
+ * own errno, on another with its own or one of those.
+ */
+static int fuzz_request(struct worker *w, int fd, __u32 *capp, bool fresh)
 {
-	static const int ok[] = { EINVAL, ENOMEM };
-	struct req_buf b = {};
-	int bad = rand_r(&w->seed) % 8 == 0 ? rand_r(&w->seed) % 4 : -1;
+	static const int ok[] = { EINVAL, EADDRINUSE, ENOMEM };
+	static const int bad_errno[] = { EINVAL, EINVAL, EINVAL, EINVAL,
+					 E2BIG, EINVAL, EFAULT, E2BIG };
+	int bad = rand_r(&w->seed) % 8 == 0 ? rand_r(&w->seed) % 8 : -1;
 	int cpu = rand_r(&w->seed) % ncpus, err;
-	socklen_t len = sizeof(b);
+	unsigned char buf[64] = {};
+	struct reuserps_req *req = (void *)buf;
+	socklen_t len = sizeof(*req);
+	cpu_set_t *set;
+	size_t size;
 
-	b.req.policy = rand_r(&w->seed) % 2;
-	b.req.max_conns = rand_r(&w->seed) % 4;
-	b.req.mask_words = MASK_WORDS;
-	b.cpus[0] = 1ULL << cpu;
+	set = rps_mask(&cpu, 1, nr_cpu_ids + 1, &size);
+	if (!set)
+		return ENOMEM;
 	if (rand_r(&w->seed) % 3 == 0)
-		b.cpus[0] |= 1ULL << (rand_r(&w->seed) % ncpus);
+		CPU_SET_S(rand_r(&w->seed) % ncpus, size, set);
+	rps_req_init(req, rand_r(&w->seed) % 2, rand_r(&w->seed) % 4, set,
+		     size);
 	switch (bad) {
 	case 0:
-		b.req.policy = 7;
+		req->policy = 7;
 		break;
 	case 1:
-		b.cpus[0] = 0;
+		CPU_ZERO_S(size, set);
 		break;
 	case 2:
-		b.req.flags = 1;
+		req->flags = 1;
 		break;
 	case 3:
-		len = sizeof(b) - 8;
+		len = REUSERPS_REQ_SIZE_VER0 - 1 - rand_r(&w->seed) % 8;
+		break;
+	case 4:
+		len = sizeof(buf);
+		buf[sizeof(*req) + rand_r(&w->seed) % (sizeof(buf) -
+						       sizeof(*req))] = 1;
+		break;
+	case 5:
+		CPU_SET_S(nr_cpu_ids, size, set);
+		break;
+	case 6:
+		req->cpus = 8;
+		break;
+	case 7:
+		len = REUSERPS_MAX_OPTLEN + 1;
 		break;
 	}
-	err = setsockopt(fd, SOL_SOCKET, SO_REUSERPS, &b, len) ? errno : 0;
-	check_errno(w, "SO_REUSERPS", err, ok, 2);
-	if (!err && bad >= 0)
+	if (bad == 7) {
+		unsigned char *big = calloc(1, len);
+
+		if (!big) {
+			CPU_FREE(set);
+			return ENOMEM;
+		}
+		memcpy(big, req, sizeof(*req));
+		err = rps_setsockopt(fd, big, len);
+		free(big);
+	} else {
+		err = rps_setsockopt(fd, buf, len);
+	}
+	CPU_FREE(set);
+	w->checks++;
+	if (bad >= 0 && !err)
 		fail(w, "malformed SO_REUSERPS accepted", 0);
+	else if (bad >= 0 && err != bad_errno[bad] && fresh)
+		fail(w, "malformed SO_REUSERPS, not its errno", err);
+	else if (bad >= 0 && err != bad_errno[bad])
+		check_errno(w, "malformed SO_REUSERPS", err, ok, 3);
+	else if (bad < 0)
+		check_errno(w, "SO_REUSERPS", err, ok, 3);
 	if (!err)
-		*capp = b.req.max_conns;
-	/* A bound socket refuses any request: EINVAL is right then. */
-	return err;
+		*capp = req->max_conns;
+	return err ? err : (bad >= 0 ? EINVAL : 0);
 }
 
 static void new_listener(struct worker *w, struct lsn *l)
@@ -159,7 +181,7 @@ static void new_listener(struct worker *w, struct lsn *l)
 	if (fd < 0)
 		return fail(w, "socket", errno);
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (request(w, fd, &cap))
+	if (fuzz_request(w, fd, &cap, true))
 		cap = 0;
 	err = bind(fd, (struct sockaddr *)&a, sizeof(a)) ? errno : 0;
 	check_errno(w, "bind", err, ok, 3);
@@ -179,9 +201,8 @@ static void new_listener(struct worker *w, struct lsn *l)
 static void check_cap(struct worker *w, struct lsn *l)
 {
 	struct reuserps_info info;
-	socklen_t len = sizeof(info);
 
-	if (getsockopt(l->fd, SOL_SOCKET, SO_REUSERPS, &info, &len))
+	if (rps_get(l->fd, &info, NULL, 0))
 		return;
 	w->checks++;
 	if (info.max_conns && !l->lowered && info.active_conns > info.max_conns)
@@ -192,7 +213,7 @@ static void reconfigure(struct worker *w, struct lsn *l)
 {
 	__u32 cap = 0;
 
-	if (!request(w, l->fd, &cap)) {
+	if (!fuzz_request(w, l->fd, &cap, false)) {
 		if (cap && (!l->cap || cap < l->cap))
 			l->lowered = true;
 		l->cap = cap;
@@ -235,16 +256,18 @@ static int *free_conn(struct worker *w)
 	return &w->c[i];
 }
 
+/* Takes a CPU offline and back online, if hotplug is on. */
 static void flip_cpu(struct worker *w)
 {
 	int cpu = 1 + rand_r(&w->seed) % (ncpus - 1);
-	char path[64];
 
-	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online",
-		 cpu);
+	if (!hotplug_on || !can_offline(cpu))
+		return;
 	pthread_mutex_lock(&hotplug);
-	if (!write_file(path, "0"))
-		write_file(path, "1");
+	if (!set_online(cpu, 0)) {
+		flipped[cpu] = true;
+		set_online(cpu, 1);
+	}
 	pthread_mutex_unlock(&hotplug);
 }
 
@@ -331,14 +354,13 @@ static void *run(void *arg)
 static __u32 settle(int fd)
 {
 	struct reuserps_info info = {};
-	socklen_t len;
 	int i, a;
 
-	for (i = 0; i < 300; i++) {
+	/* A bound (20 s) for what must happen, not a measure. */
+	for (i = 0; i < 2000; i++) {
 		while ((a = accept(fd, NULL, NULL)) >= 0)
 			close(a);
-		len = sizeof(info);
-		if (getsockopt(fd, SOL_SOCKET, SO_REUSERPS, &info, &len))
+		if (rps_get(fd, &info, NULL, 0))
 			return 0;
 		if (!info.active_conns)
 			return 0;
@@ -353,24 +375,38 @@ int main(int argc, char **argv)
 	struct worker *w;
 	int opt, i, j, left = 0;
 
+	bool no_hotplug = false;
+
 	seed0 = 1;
-	while ((opt = getopt(argc, argv, "s:n:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:n:C")) != -1) {
 		if (opt == 's')
 			seed0 = strtoul(optarg, NULL, 0);
 		else if (opt == 'n')
 			iters = atoi(optarg);
+		else if (opt == 'C')
+			no_hotplug = true;
 		else
-			ksft_exit_fail_msg("usage: %s [-s SEED] [-n OPS]\n",
-					   argv[0]);
+			ksft_exit_fail_msg("usage: %s %s\n", argv[0],
+					   "[-s SEED] [-n OPS] [-C]");
 	}
 	ksft_print_header();
+	if (!reuserps_supported())
+		ksft_exit_skip("no SO_REUSERPS in this kernel (ENOPROTOOPT)\n");
 	ksft_set_plan(2);
 	ksft_print_msg("seed %u, %d ops per thread\n", seed0, iters);
-	if (unshare(CLONE_NEWNET) || system("ip link set lo up"))
+	if (rps_netns())
 		ksft_exit_skip("needs root for a network namespace\n");
 	ncpus = get_nprocs();
 	if (ncpus > 64)
 		ncpus = 64;
+	nr_cpu_ids = rps_nr_cpu_ids();
+	if (nr_cpu_ids < ncpus)
+		ksft_exit_fail_msg("cannot read the possible CPUs\n");
+	for (i = 1; i < ncpus && !no_hotplug && !hotplug_on; i++)
+		hotplug_on = can_offline(i);
+	ksft_print_msg("CPU offline/online: %s\n",
+		       hotplug_on ? "on" : no_hotplug ? "off (-C)" :
+		       "unavailable, left out");
 	for (i = 0; i < NPORTS; i++)
 		ports[i] = 20000 + (seed0 + i * 7) % 20000;
 
@@ -413,6 +449,10 @@ int main(int argc, char **argv)
 			close(w[i].l[j].fd);
 		}
 	ksft_test_result(!left, "active counts return to zero\n");
+	/* Every CPU the run took offline is back, whatever happened. */
+	for (i = 1; i < ncpus; i++)
+		if (flipped[i])
+			set_online(i, 1);
 	free(w);
 	ksft_finished();
 }

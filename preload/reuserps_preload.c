@@ -27,8 +27,9 @@
  *                       process's CPUs ("local") or not ("remote")
  *   REUSERPS_VERBOSE    if set, say on stderr what was registered
  *
- * Build: make -C tools/net/reuserps
- * Use:   LD_PRELOAD=tools/net/reuserps/libreuserps_preload.so nginx ...
+ * Build: make -C preload EXTRA_CFLAGS="-isystem usr/include" (the uapi
+ *        headers of a kernel with SO_REUSERPS, from make headers)
+ * Use:   LD_PRELOAD=preload/libreuserps_preload.so nginx ...
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -36,6 +37,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,17 +47,33 @@
 
 #include <linux/reuserps.h>
 
+/* For C libraries whose headers predate the option; as in asm/socket.h. */
 #ifndef SO_REUSERPS
+#if defined(__alpha__) || defined(__mips__)
+#define SO_REUSERPS 86
+#elif defined(__hppa__)
+#define SO_REUSERPS 0x4054
+#elif defined(__sparc__)
+#define SO_REUSERPS 0x005f
+#else
 #define SO_REUSERPS 86
 #endif
+#endif
 
-#define MASK_WORDS (CPU_SETSIZE / 64)
+#ifndef SO_INCOMING_CPU
+#if defined(__hppa__)
+#define SO_INCOMING_CPU 0x402A
+#elif defined(__sparc__)
+#define SO_INCOMING_CPU 0x0033
+#else
+#define SO_INCOMING_CPU 49
+#endif
+#endif
+
 #define MAX_FDS 65536
 
-struct req_buf {
-	struct reuserps_req req;
-	__u64 cpus[MASK_WORDS];
-};
+/* Past any machine's CPUs: sched_getaffinity() failing for another reason. */
+#define MAX_CPUS (1 << 22)
 
 static int (*real_bind)(int, const struct sockaddr *, socklen_t);
 static int (*real_epoll_ctl)(int, int, int, struct epoll_event *);
@@ -71,7 +89,8 @@ static int verbose;
 
 /* What each listener was last registered with, and by which process. */
 struct reg {
-	cpu_set_t set;
+	cpu_set_t *set;		/* CPU_ALLOC()ed */
+	size_t size;		/* its CPU_ALLOC_SIZE() */
 	pid_t pid;
 };
 
@@ -96,6 +115,43 @@ static void set_registered(int fd, struct reg *r)
 }
 
 static unsigned long stat_local, stat_remote;
+
+/* CPUs the last sched_getaffinity() took, so as to try that size first. */
+static int nr_cpus_hint = CPU_SETSIZE;
+
+static void free_reg(struct reg *r)
+{
+	if (r)
+		CPU_FREE(r->set);
+	free(r);
+}
+
+/*
+ * The calling thread's CPUs, in a CPU_ALLOC()ed set sized for this
+ * machine, which may have more CPUs than a cpu_set_t holds: the set
+ * grows until sched_getaffinity() takes it.  NULL on failure.
+ */
+static cpu_set_t *thread_cpus(size_t *size)
+{
+	int n = __atomic_load_n(&nr_cpus_hint, __ATOMIC_RELAXED);
+	cpu_set_t *set;
+
+	for (;;) {
+		set = CPU_ALLOC(n);
+		if (!set)
+			return NULL;
+		*size = CPU_ALLOC_SIZE(n);
+		if (!sched_getaffinity(0, *size, set))
+			break;
+		CPU_FREE(set);
+		/* EINVAL: smaller than the kernel's mask. */
+		if (errno != EINVAL || n >= MAX_CPUS)
+			return NULL;
+		n *= 2;
+	}
+	__atomic_store_n(&nr_cpus_hint, n, __ATOMIC_RELAXED);
+	return set;
+}
 
 static void __attribute__((constructor)) reuserps_init(void)
 {
@@ -168,7 +224,7 @@ static void forget(int fd)
 	r = registered[fd];
 	set_registered(fd, NULL);
 	pthread_mutex_unlock(&lock);
-	free(r);
+	free_reg(r);
 }
 
 /*
@@ -178,46 +234,55 @@ static void forget(int fd)
  */
 static void register_here(int fd, int follow, int always)
 {
-	struct req_buf b = {};
-	cpu_set_t set;
-	int cpu;
+	struct reuserps_req req = {
+		.policy = policy,
+		.max_conns = max_conns,
+	};
+	struct reg *r;
+	cpu_set_t *set;
+	size_t size;
 
-	if (sched_getaffinity(0, sizeof(set), &set))
+	set = thread_cpus(&size);
+	if (!set)
 		return;
 	pthread_mutex_lock(&lock);
-	if (follow && (!registered[fd] ||
-		       (!always && registered[fd]->pid == getpid())))
+	r = registered[fd];
+	if (follow && (!r || (!always && r->pid == getpid())))
 		goto out;
-	if (registered[fd] && CPU_EQUAL(&registered[fd]->set, &set)) {
-		registered[fd]->pid = getpid();
+	if (r && r->size == size && CPU_EQUAL_S(size, r->set, set)) {
+		r->pid = getpid();
 		goto out;
 	}
-	b.req.policy = policy;
-	b.req.max_conns = max_conns;
-	b.req.mask_words = MASK_WORDS;
-	for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
-		if (CPU_ISSET(cpu, &set))
-			b.cpus[cpu / 64] |= 1ULL << (cpu % 64);
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSERPS, &b, sizeof(b))) {
+	/* The thread's mask as it is, as sched_setaffinity() takes it. */
+	req.cpus = (uintptr_t)set;
+	req.cpus_len = size;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSERPS, &req, sizeof(req))) {
 		if (verbose)
 			fprintf(stderr, "reuserps: fd %d: %s\n", fd,
 				strerror(errno));
 		/* Not a socket to follow (any more): stop trying. */
-		free(registered[fd]);
+		free_reg(r);
 		set_registered(fd, NULL);
 		goto out;
 	}
-	if (!registered[fd])
-		set_registered(fd, malloc(sizeof(*registered[fd])));
-	if (registered[fd]) {
-		registered[fd]->set = set;
-		registered[fd]->pid = getpid();
+	if (!r) {
+		r = calloc(1, sizeof(*r));
+		set_registered(fd, r);
+	}
+	if (r) {
+		/* The set is the registration's now. */
+		CPU_FREE(r->set);
+		r->set = set;
+		r->size = size;
+		r->pid = getpid();
+		set = NULL;
 	}
 	if (verbose)
 		fprintf(stderr, "reuserps: pid %d fd %d: %d CPUs\n",
-			(int)getpid(), fd, CPU_COUNT(&set));
+			(int)getpid(), fd, CPU_COUNT_S(size, r ? r->set : set));
 out:
 	pthread_mutex_unlock(&lock);
+	CPU_FREE(set);
 }
 
 /*
@@ -237,16 +302,18 @@ static void follow(int fd, int always)
 static void count(int cfd)
 {
 	int saved = errno, cpu;
-	cpu_set_t set;
+	cpu_set_t *set;
+	size_t size;
 
 	if (!stats_prefix || cfd < 0)
 		return;
 	cpu = sockopt_int(cfd, SOL_SOCKET, SO_INCOMING_CPU);
-	if (!sched_getaffinity(0, sizeof(set), &set) && cpu >= 0 &&
-	    cpu < CPU_SETSIZE && CPU_ISSET(cpu, &set))
+	set = thread_cpus(&size);
+	if (set && cpu >= 0 && CPU_ISSET_S(cpu, size, set))
 		__atomic_fetch_add(&stat_local, 1, __ATOMIC_RELAXED);
 	else
 		__atomic_fetch_add(&stat_remote, 1, __ATOMIC_RELAXED);
+	CPU_FREE(set);
 	errno = saved;
 }
 
