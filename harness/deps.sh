@@ -19,7 +19,7 @@ pkgs=(
 	build-essential flex bison bc cpio kmod
 	libelf-dev libssl-dev libclang-19-dev clang-19 lld-19 llvm-19
 	qemu-system-x86 busybox-static python3-venv python3-ply python3-git
-	codespell git perl ccache libnuma-dev udev
+	codespell git perl ccache libnuma-dev udev rsync
 	"rustc-web=$rustver" "rust-web-src=$rustver"
 	"libstd-rust-web-dev=$rustver" "libstd-rust-web-1.85=$rustver"
 	"rustfmt-web=$rustver" "rust-web-clippy=$rustver"

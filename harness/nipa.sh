@@ -36,13 +36,18 @@ set +e
 PATH=$build/venv/bin:$PATH timeout 3600 vng --run \
 	"$kdir/arch/x86/boot/bzImage" --disable-kvm --cpus "$cpus" \
 	--memory 4G --user root \
-	--exec "cd '$out/ksft' && ./run_kselftest.sh" 2>&1 | tee "$out/run.log"
+	--exec "cd '$out/ksft' && ./run_kselftest.sh" 2>&1 |
+	while IFS= read -r line; do
+		# Each line with the seconds since the start: what each
+		# program took, under the settings timeout.
+		printf '%4d %s\n' $(($(date +%s) - start)) "$line"
+	done | tee "$out/run.log"
 rc=${PIPESTATUS[0]}
 set -e
 end=$(date +%s)
-pass=$(grep -c '^ok ' "$out/run.log" || true)
-skip=$(grep -c '^ok .*# SKIP' "$out/run.log" || true)
-fail=$(grep -c '^not ok ' "$out/run.log" || true)
+pass=$(grep -cE '^ *[0-9]+ ok ' "$out/run.log" || true)
+skip=$(grep -cE '^ *[0-9]+ ok .*# SKIP' "$out/run.log" || true)
+fail=$(grep -cE '^ *[0-9]+ not ok ' "$out/run.log" || true)
 echo "nipa: net/reuserps through vng on the debug kernel:" \
 	"$((pass - skip)) ok, $skip skipped, $fail not ok, in $((end - start)) s"
 [ "$rc" = 0 ] && [ "$fail" = 0 ] && [ "$pass" -gt 0 ]

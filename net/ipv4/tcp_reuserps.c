@@ -91,7 +91,9 @@ static void reuserps_sock_put_rcu(struct rcu_head *head)
 /* Largest optlen of either direction, whatever the page size. */
 #define REUSERPS_OPTLEN_MAX	SZ_4K
 
-/* The caller's word for CPU masks, as sched_setaffinity() reads them. */
+/* The caller's word for CPU masks, as sched_setaffinity() reads them;
+ * compat as sock_copy_user_timeval() tells it.
+ */
 static unsigned int reuserps_mask_word(void)
 {
 	return in_compat_syscall() ? sizeof(compat_ulong_t) :
