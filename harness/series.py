@@ -528,6 +528,18 @@ def cmd_verify(_args):
           "patch(es) onto base gives the series tree exactly")
 
     check_shape()
+    # No placeholder is posted: without the poster's identity, `make
+    # series` refuses (the repository's own git config aside).
+    env = {k: v for k, v in os.environ.items() if k != "REUSERPS_AUTHOR"}
+    env.update(GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1")
+    if not git("config", "--local", "user.email", cwd=REPO, check=False):
+        res = subprocess.run([sys.executable, os.path.abspath(__file__),
+                              "format"], env=env, capture_output=True,
+                             text=True, cwd=REPO)
+        if res.returncode == 0 or "who posts?" not in res.stderr:
+            die("make series would post without the poster's identity")
+        print("series: make series refuses to post without the poster's "
+              "identity")
 
     # Rust keeps rustfmt's form with the kernel's own configuration
     # (`make rustfmtcheck` walks the whole tree; this checks ours).

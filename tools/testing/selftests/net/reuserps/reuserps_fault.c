@@ -34,6 +34,7 @@ static const char *const knobs[] = {
 	"/sys/kernel/debug/failslab/verbose",
 	"/sys/kernel/debug/fail_page_alloc/verbose",
 };
+
 #define NKNOBS	4
 
 /* This thread's fail-nth, opened once: opening it allocates. */
@@ -362,4 +363,7 @@ TEST_F(fault, join_reconfigure_attach)
 	EXPECT_LT(0, faults);
 }
 
-REUSERPS_HARNESS_MAIN
+int main(int argc, char **argv)
+{
+	return reuserps_harness_main(argc, argv);
+}

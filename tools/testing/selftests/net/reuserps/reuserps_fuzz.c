@@ -109,7 +109,7 @@ static int fuzz_request(struct worker *w, int fd, __u32 *capp, bool fresh)
 
 	set = rps_mask(&cpu, 1, nr_cpu_ids + 1, &size);
 	if (!set)
-		return ENOMEM;
+		return errno;	/* CPU_ALLOC()'s: ENOMEM */
 	if (rand_r(&w->seed) % 3 == 0)
 		CPU_SET_S(rand_r(&w->seed) % ncpus, size, set);
 	rps_req_init(req, rand_r(&w->seed) % 2, rand_r(&w->seed) % 4, set,
@@ -147,7 +147,7 @@ static int fuzz_request(struct worker *w, int fd, __u32 *capp, bool fresh)
 
 		if (!big) {
 			CPU_FREE(set);
-			return ENOMEM;
+			return errno;	/* calloc()'s: ENOMEM */
 		}
 		memcpy(big, req, sizeof(*req));
 		err = rps_setsockopt(fd, big, len);

@@ -40,7 +40,9 @@ FIXTURE_SETUP(hotplug)
 {
 	self->offline_cpu = -1;
 	group_init(&self->g, variant->family);
-	REUSERPS_SETUP_NETNS();
+	if (!reuserps_supported())
+		SKIP(return, "no SO_REUSERPS in this kernel (ENOPROTOOPT)");
+	ASSERT_EQ(0, rps_netns());
 	self->ncpus = get_nprocs();
 	if (self->ncpus < 2)
 		SKIP(return, "needs 2 CPUs or more");
@@ -173,4 +175,7 @@ TEST_F(hotplug, nearest_fallback_across_offline)
 		      node_of, a);
 }
 
-REUSERPS_HARNESS_MAIN
+int main(int argc, char **argv)
+{
+	return reuserps_harness_main(argc, argv);
+}

@@ -68,7 +68,7 @@ static inline int read_file(const char *path, char *buf, size_t size)
 
 	if (!f)
 		return -1;
-	ok = fgets(buf, size, f) != NULL;
+	ok = !!fgets(buf, size, f);
 	fclose(f);
 	if (ok)
 		buf[strcspn(buf, "\n")] = '\0';
@@ -171,7 +171,7 @@ static inline int request(int fd, __u32 policy, __u32 max_conns,
 
 	set = rps_mask(cpus, ncpus, rps_nr_cpu_ids(), &size);
 	if (!set)
-		return ENOMEM;
+		return errno;	/* CPU_ALLOC()'s: ENOMEM */
 	err = rps_set_mask(fd, policy, max_conns, set, size);
 	CPU_FREE(set);
 	return err;
@@ -233,7 +233,7 @@ static inline int rps_netns(void)
 	fd = socket(AF_INET, SOCK_DGRAM, 0);
 	if (fd < 0)
 		return errno;
-	strcpy(ifr.ifr_name, "lo");
+	memcpy(ifr.ifr_name, "lo", sizeof("lo"));
 	if (ioctl(fd, SIOCGIFFLAGS, &ifr))
 		err = errno;
 	ifr.ifr_flags |= IFF_UP;
@@ -514,37 +514,27 @@ static inline int send_syn(int raw, __u32 src, __u16 sport, __u32 dst,
 #ifdef __KSELFTEST_HARNESS_H
 
 /*
- * For a FIXTURE_SETUP(): SKIP the test on a kernel without SO_REUSERPS,
- * then give it a network namespace of its own.
+ * Runs the tests; on a kernel without SO_REUSERPS, where each of them
+ * reported SKIP, exits KSFT_SKIP rather than KSFT_PASS.  Each fixture's
+ * setup skips there, then gives its test a network namespace of its own.
  */
-#define REUSERPS_SETUP_NETNS() do {					\
-	if (!reuserps_supported())					\
-		SKIP(return, "no SO_REUSERPS in this kernel (ENOPROTOOPT)"); \
-	ASSERT_EQ(0, rps_netns());					\
-} while (0)
+static inline int reuserps_harness_main(int argc, char **argv)
+{
+	int status;
+	pid_t pid;
 
-/*
- * main(): runs the tests; on a kernel without SO_REUSERPS, where each of
- * them reported SKIP, exits KSFT_SKIP rather than KSFT_PASS.
- */
-#define REUSERPS_HARNESS_MAIN						\
-int main(int argc, char **argv)						\
-{									\
-	int status;							\
-	pid_t pid;							\
-									\
-	if (reuserps_supported())					\
-		return test_harness_run(argc, argv);			\
-	fflush(stdout);							\
-	pid = fork();							\
-	if (pid < 0)							\
-		return KSFT_FAIL;					\
-	if (!pid)							\
-		_exit(test_harness_run(argc, argv));			\
-	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))	\
-		return KSFT_FAIL;					\
-	return WEXITSTATUS(status) == KSFT_PASS ? KSFT_SKIP :		\
-	       WEXITSTATUS(status);					\
+	if (reuserps_supported())
+		return test_harness_run(argc, argv);
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		return KSFT_FAIL;
+	if (!pid)
+		_exit(test_harness_run(argc, argv));
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return KSFT_FAIL;
+	return WEXITSTATUS(status) == KSFT_PASS ? KSFT_SKIP :
+	       WEXITSTATUS(status);
 }
 
 #define MAX_LISTENERS	64
