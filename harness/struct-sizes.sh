@@ -9,9 +9,10 @@
 # needed, and no debug info.
 #
 # Usage: harness/struct-sizes.sh [--check]
-# --check fails if a socket structure (any but struct sock_reuseport,
-# which holds the group's match table) differs from the base's: sockets
-# that do not use SO_REUSERPS must not pay for it in memory.
+# --check fails if a socket structure or the bind bucket (any but struct
+# sock_reuseport, which holds the group's match table) differs from the
+# base's: sockets that do not use SO_REUSERPS must not pay for it in
+# memory.
 set -euo pipefail
 check=0
 [ "${1:-}" = --check ] && check=1

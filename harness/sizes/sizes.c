@@ -7,6 +7,7 @@
 #include <linux/module.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
+#include <net/inet_hashtables.h>
 #include <net/request_sock.h>
 #include <net/sock.h>
 #include <net/sock_reuseport.h>
@@ -21,5 +22,6 @@ struct request_sock size_request_sock;
 struct tcp_request_sock size_tcp_request_sock;
 struct inet_connection_sock size_inet_connection_sock;
 struct sock_reuseport size_sock_reuseport;
+struct inet_bind_bucket size_inet_bind_bucket;
 MODULE_DESCRIPTION("struct sizes, for harness/struct-sizes.sh");
 MODULE_LICENSE("GPL");

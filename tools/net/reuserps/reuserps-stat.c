@@ -13,9 +13,10 @@
  * "socket:[INODE]" links under /proc/PID/fd, and -N enters a network
  * namespace that "ip netns add" made.
  *
- * With -i, refresh every SECONDS and show, in +New, the connections each
- * listener was handed since the previous refresh.  With -j, print a JSON
- * array, one object per listener (one array per line with -i).
+ * With --interval, refresh every SECONDS and show, in +New, the
+ * connections each listener was handed since the previous refresh.  With
+ * -j, print a JSON array, one object per listener (one array per line
+ * with --interval).
  *
  * Build: gcc -O2 -Wall -I../../../usr/include -o reuserps-stat \
  *	  reuserps-stat.c
@@ -65,7 +66,7 @@
  */
 #define RECV_BUF_SIZE 32768
 
-/* The names REUSERPS_POLICY takes in the preload library, too. */
+/* The policies, as the table and the JSON name them. */
 static const char *const policies[] = {
 	[REUSERPS_ROUND_ROBIN]	= "rr",
 	[REUSERPS_FILL_FIRST]	= "ff",
@@ -176,7 +177,7 @@ static void usage(FILE *f)
 	      "  -j, --json           a JSON array, an object per listener\n"
 	      "  -N, --net NSNAME     use network namespace NSNAME (under\n"
 	      "                       /var/run/netns, or /proc/PID/ns/net)\n"
-	      "  -i, --interval SECS  refresh every SECS seconds; +New counts\n"
+	      "      --interval SECS  refresh every SECS seconds; +New counts\n"
 	      "                       the connections handed out in between\n"
 	      "                       (with -j, one JSON array per line)\n"
 	      "  -h, --help           show this help\n"
@@ -910,10 +911,8 @@ static void json_listener(const struct listener *l, const struct opts *o)
 	fputs("],\"policy\":", stdout);
 	if (l->policy < ARRAY_SIZE(policies))
 		json_str(policies[l->policy]);
-	else if (l->policy == POLICY_UNKNOWN)
+	else	/* none, or one this tool does not know */
 		fputs("null", stdout);
-	else
-		printf("\"%u\"", l->policy);
 	printf(",\"max_conns\":%u,\"active_conns\":%u", l->max_conns,
 	       l->active);
 	printf(",\"total_conns\":%llu,\"full_skips\":%llu", l->total,
@@ -937,7 +936,7 @@ static void json_listener(const struct listener *l, const struct opts *o)
 	putchar('}');
 }
 
-/* One line, so that each refresh of -i is a line of its own. */
+/* One line, so that each refresh of --interval is a line of its own. */
 static void print_json(const struct table *t, const struct opts *o)
 {
 	size_t i;
@@ -1120,7 +1119,7 @@ int main(int argc, char **argv)
 		{ "no-header", no_argument, NULL, 'H' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "net", required_argument, NULL, 'N' },
-		{ "interval", required_argument, NULL, 'i' },
+		{ "interval", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ }
 	};
@@ -1131,7 +1130,7 @@ int main(int argc, char **argv)
 	char *end;
 	int fd, c;
 
-	while ((c = getopt_long(argc, argv, "tl46npHjN:i:h", longopts,
+	while ((c = getopt_long(argc, argv, "tl46npHjN:h", longopts,
 				NULL)) != -1) {
 		switch (c) {
 		case 't':
@@ -1158,7 +1157,7 @@ int main(int argc, char **argv)
 		case 'N':
 			netns = optarg;
 			break;
-		case 'i':
+		case 'I':	/* --interval: ss's -i is --info */
 			errno = 0;
 			v = strtoul(optarg, &end, 10);
 			if (errno || *end || !v || v > 86400) {

@@ -202,9 +202,9 @@ static inline int rps_get_err(int fd)
 }
 
 /*
- * Whether this kernel has SO_REUSERPS: 1 if it has, 0 if the option is
- * unknown (ENOPROTOOPT), -errno if the probe itself failed.  A TCP socket
- * without a request answers ENOENT.
+ * Whether this kernel has SO_REUSERPS: 1 if it has; 0 if the option is
+ * unknown (ENOPROTOOPT), or if there is no TCP socket to ask.  A TCP
+ * socket without a request answers ENOENT.
  */
 static inline int reuserps_supported(void)
 {
@@ -213,7 +213,7 @@ static inline int reuserps_supported(void)
 
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (fd < 0)
-		return -errno;
+		return 0;	/* no TCP: nothing to test */
 	err = rps_get(fd, &info, NULL, 0);
 	close(fd);
 	return err == ENOPROTOOPT ? 0 : 1;
