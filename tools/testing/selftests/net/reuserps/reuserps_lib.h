@@ -776,6 +776,65 @@ static inline __u32 wait_active(struct __test_metadata *_metadata, int fd,
 	return now;
 }
 
+/*
+ * Nearest fallback: with its own listener full, a connection from CPU a
+ * goes to the listener of a CPU on a's node (sharing its cache, here:
+ * one cache per socket, one socket per node) as long as that one has
+ * room, never to the other node's; then anywhere.
+ */
+static inline void nearest_round(struct __test_metadata *_metadata,
+				 struct group *g, int family, int near_cap,
+				 const int *node_of, int a)
+{
+	int c[64], acc[64], k, got, n = 0, near = 0;
+
+	pin(_metadata, a);
+	/* Listener 0, on CPU a with a cap of 1, takes the first. */
+	ASSERT_EQ(0, connect_keep(_metadata, g, family, &c[n], &acc[n]));
+	n++;
+	for (k = 0; k < near_cap; k++, n++) {
+		got = connect_keep(_metadata, g, family, &c[n], &acc[n]);
+		near += got == 1;
+	}
+	TH_LOG("%d of %d connections that left CPU %d stayed on node %d",
+	       near, near_cap, a, node_of[a]);
+	EXPECT_EQ(near_cap, near);
+	/* The node is full: the other node's listeners. */
+	got = connect_keep(_metadata, g, family, &c[n], &acc[n]);
+	n++;
+	EXPECT_LE(2, got);
+	while (n--) {
+		close(c[n]);
+		close(acc[n]);
+	}
+	EXPECT_EQ(0, wait_active(_metadata, g->fd[0], 0));
+	EXPECT_EQ(0, wait_active(_metadata, g->fd[1], 0));
+}
+
+/*
+ * For the nearest fallback: a and s, two CPUs of one node; NULL, or why
+ * this machine cannot tell (one node, or no node with two CPUs).
+ */
+static inline const char *nearest_cpus(int *node_of, int ncpus, int *a,
+				       int *s)
+{
+	int cpu;
+
+	if (cpu_nodes(node_of, ncpus) < 2)
+		return "needs two NUMA nodes";
+	*a = -1;
+	*s = -1;
+	for (cpu = 0; cpu < ncpus && *s < 0; cpu++) {
+		if (node_of[cpu] < 0)
+			continue;
+		if (*a < 0)
+			*a = cpu;
+		else if (node_of[cpu] == node_of[*a])
+			*s = cpu;
+	}
+	return *s < 0 ? "needs two CPUs on one node" : NULL;
+}
+
 #endif /* __KSELFTEST_HARNESS_H */
 
 #endif /* REUSERPS_LIB_H */

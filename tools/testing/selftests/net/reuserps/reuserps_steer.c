@@ -488,62 +488,19 @@ TEST_F(steer, reconfigure_cap_keeps_place)
 }
 
 /*
- * Nearest fallback: with its own listener full, a connection from CPU a
- * goes to the listener of a CPU on a's node (sharing its cache, here:
- * one cache per socket, one socket per node) as long as that one has
- * room, never to the other node's; then anywhere.
- */
-static void nearest_round(struct __test_metadata *_metadata,
-			  struct group *g, int family, int near_cap,
-			  const int *node_of, int a)
-{
-	int c[64], acc[64], k, got, n = 0, near = 0;
-
-	pin(_metadata, a);
-	/* Listener 0, on CPU a with a cap of 1, takes the first. */
-	ASSERT_EQ(0, connect_keep(_metadata, g, family, &c[n], &acc[n]));
-	n++;
-	for (k = 0; k < near_cap; k++, n++) {
-		got = connect_keep(_metadata, g, family, &c[n], &acc[n]);
-		near += got == 1;
-	}
-	TH_LOG("%d of %d connections that left CPU %d stayed on node %d",
-	       near, near_cap, a, node_of[a]);
-	EXPECT_EQ(near_cap, near);
-	/* The node is full: the other node's listeners. */
-	got = connect_keep(_metadata, g, family, &c[n], &acc[n]);
-	n++;
-	EXPECT_LE(2, got);
-	while (n--) {
-		close(c[n]);
-		close(acc[n]);
-	}
-	EXPECT_EQ(0, wait_active(_metadata, g->fd[0], 0));
-	EXPECT_EQ(0, wait_active(_metadata, g->fd[1], 0));
-}
-
-/*
  * With two NUMA nodes: a's own listener full, its connections go to the
  * listener of s, on a's node, up to its cap, and only then to the other
  * node's.  reuserps_hotplug.c repeats it across a CPU going offline.
  */
 TEST_F(steer, nearest_fallback_stays_on_node)
 {
-	int node_of[MAX_LISTENERS], a = -1, s = -1, cpu, near_cap = 8;
+	int node_of[MAX_LISTENERS], a, s, cpu, near_cap = 8;
+	const char *why;
 
-	if (cpu_nodes(node_of, self->ncpus) < 2)
-		SKIP(return, "needs two NUMA nodes");
+	why = nearest_cpus(node_of, self->ncpus, &a, &s);
+	if (why)
+		SKIP(return, "%s", why);
 	/* a and s share a node; every other node's CPU gets a listener. */
-	for (cpu = 0; cpu < self->ncpus && s < 0; cpu++) {
-		if (node_of[cpu] < 0)
-			continue;
-		if (a < 0)
-			a = cpu;
-		else if (node_of[cpu] == node_of[a])
-			s = cpu;
-	}
-	if (s < 0)
-		SKIP(return, "needs two CPUs on one node");
 	add_capped(_metadata, &self->g, variant->family, REUSERPS_ROUND_ROBIN,
 		   1, &a, 1);
 	add_capped(_metadata, &self->g, variant->family, REUSERPS_ROUND_ROBIN,
