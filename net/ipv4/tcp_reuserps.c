@@ -202,10 +202,8 @@ static struct reuserps_sock *reuserps_sock_parse(sockptr_t optval,
 	err = reuserps_mask_get(bits, u64_to_user_ptr(req.cpus), req.cpus_len);
 	if (err)
 		return ERR_PTR(err);
-	/* The bitmap is whole longs: nothing at or beyond nr_cpu_ids. */
-	if (find_next_bit(bits, nbits, nr_cpu_ids) < nbits)
-		return ERR_PTR(-EINVAL);
-	last = find_last_bit(bits, nr_cpu_ids);
+	/* Not empty (nbits then), nothing at or beyond nr_cpu_ids. */
+	last = find_last_bit(bits, nbits);
 	if (last >= nr_cpu_ids)
 		return ERR_PTR(-EINVAL);
 	words = last / 64 + 1;
