@@ -48,7 +48,8 @@ u32 reuserps_max_mask_words(u32 nr_cpu_ids);
 int reuserps_check_req(u32 policy, u32 flags, const u64 *cpus,
 		       u32 mask_words, u32 nr_cpu_ids);
 
-struct reuserps_listener *reuserps_listener_new(u32 max_conns);
+struct reuserps_listener *reuserps_listener_new(u32 max_conns,
+						const u32 *backlog);
 struct reuserps_listener *reuserps_listener_get(struct reuserps_listener *l);
 void reuserps_listener_put(struct reuserps_listener *l);
 bool reuserps_listener_admit(struct reuserps_listener *l);
@@ -56,7 +57,7 @@ void reuserps_listener_hand(struct reuserps_listener *l);
 bool reuserps_listener_release(struct reuserps_listener *l);
 u32 reuserps_listener_registration(struct reuserps_listener *l);
 void reuserps_listener_configure(struct reuserps_listener *l, u32 max_conns,
-				 bool gone);
+				 u32 max_pending, bool gone);
 void reuserps_listener_set_bell(struct reuserps_listener *l,
 				struct reuserps_bell *bell);
 void reuserps_listener_info(struct reuserps_listener *l,

@@ -28,6 +28,8 @@ struct sk_buff;
  * @listener: the listener's cap and connection counts (one reference)
  * @policy: REUSERPS_ROUND_ROBIN, REUSERPS_FILL_FIRST or REUSERPS_LEAST_CONNS
  * @max_conns: cap on active connections, 0 for none
+ * @max_pending: unaccepted connections at which selection passes the
+ *	listener over while another has room, 0 for no limit
  * @seq: the listener's place in its group's registration order, set
  *	under reuseport_lock when it joins and kept by a new request
  * @mask_words: number of words in @cpus
@@ -46,6 +48,7 @@ struct reuserps_sock {
 	struct reuserps_listener	*listener;
 	u32				policy;
 	u32				max_conns;
+	u32				max_pending;
 	u32				seq;
 	u32				mask_words;
 	u64				cpus[] __counted_by(mask_words);

@@ -83,13 +83,14 @@ impl Topology for KernelTopology {
 // The uapi layouts and values the C side and user space rely on: a
 // change that would break them fails the build.
 const _: () = {
-    assert!(size_of::<bindings::reuserps_req>() == bindings::REUSERPS_REQ_SIZE_VER0 as usize);
+    assert!(size_of::<bindings::reuserps_req>() == bindings::REUSERPS_REQ_SIZE_VER1 as usize);
     assert!(offset_of!(bindings::reuserps_req, policy) == 0);
     assert!(offset_of!(bindings::reuserps_req, max_conns) == 4);
     assert!(offset_of!(bindings::reuserps_req, flags) == 8);
     assert!(offset_of!(bindings::reuserps_req, cpus_len) == 12);
     assert!(offset_of!(bindings::reuserps_req, cpus) == 16);
-    assert!(size_of::<bindings::reuserps_info>() == bindings::REUSERPS_INFO_SIZE_VER0 as usize);
+    assert!(offset_of!(bindings::reuserps_req, max_pending) == 24);
+    assert!(size_of::<bindings::reuserps_info>() == bindings::REUSERPS_INFO_SIZE_VER1 as usize);
     assert!(offset_of!(bindings::reuserps_info, policy) == 0);
     assert!(offset_of!(bindings::reuserps_info, max_conns) == 4);
     assert!(offset_of!(bindings::reuserps_info, flags) == 8);
@@ -98,6 +99,8 @@ const _: () = {
     assert!(offset_of!(bindings::reuserps_info, active_conns) == 24);
     assert!(offset_of!(bindings::reuserps_info, total_conns) == 32);
     assert!(offset_of!(bindings::reuserps_info, full_skips) == 40);
+    assert!(offset_of!(bindings::reuserps_info, max_pending) == 48);
+    assert!(offset_of!(bindings::reuserps_info, pending) == 52);
     assert!(matches!(
         Policy::from_uapi(bindings::REUSERPS_ROUND_ROBIN),
         Ok(Policy::RoundRobin)
@@ -205,15 +208,27 @@ pub unsafe extern "C" fn reuserps_check_req(
 }
 
 /// Allocates a listener's state with one reference; NULL without memory.
+/// `backlog` is where its socket counts unaccepted connections, which
+/// `max_pending` limits (NULL: nowhere).
 ///
 /// May sleep (`GFP_KERNEL`).
 ///
 /// # Safety
 ///
-/// None; `unsafe` only because `#[export]` requires it.
+/// `backlog` must be NULL or stay readable while the listener is
+/// registered and for an RCU grace period after it is marked gone (the
+/// listening socket's `sk_ack_backlog`).
 #[export]
-pub unsafe extern "C" fn reuserps_listener_new(max_conns: u32) -> *mut bindings::reuserps_listener {
-    Listener::new(max_conns, GFP_KERNEL).map_or(core::ptr::null_mut(), listener_into_foreign)
+pub unsafe extern "C" fn reuserps_listener_new(
+    max_conns: u32,
+    backlog: *const u32,
+) -> *mut bindings::reuserps_listener {
+    let Ok(l) = Listener::new(max_conns, GFP_KERNEL) else {
+        return core::ptr::null_mut();
+    };
+    // SAFETY: The caller guarantees what `set_backlog()` requires.
+    unsafe { l.set_backlog(backlog) };
+    listener_into_foreign(l)
 }
 
 /// Takes one more reference to `l` and returns it.
@@ -292,7 +307,8 @@ pub unsafe extern "C" fn reuserps_listener_registration(
     unsafe { listener(l) }.registration()
 }
 
-/// Sets the cap of `l` and marks it registered (`gone` false) or not.
+/// Sets the cap and `max_pending` of `l` and marks it registered (`gone`
+/// false) or not.
 ///
 /// # Safety
 ///
@@ -301,10 +317,12 @@ pub unsafe extern "C" fn reuserps_listener_registration(
 pub unsafe extern "C" fn reuserps_listener_configure(
     l: *mut bindings::reuserps_listener,
     max_conns: u32,
+    max_pending: u32,
     gone: bool,
 ) {
     // SAFETY: The caller holds a reference for the duration of the call.
     let l = unsafe { listener(l) };
+    l.set_max_pending(max_pending);
     l.configure(max_conns, gone);
 }
 
@@ -391,6 +409,9 @@ pub unsafe extern "C" fn reuserps_listener_info(
         reserved: 0,
         total_conns: i.total_conns,
         full_skips: i.full_skips,
+        // The request's and the socket's, for the C side to fill.
+        max_pending: 0,
+        pending: 0,
     };
     // SAFETY: The caller guarantees `info` is valid for a write.
     unsafe { info.write(out) };

@@ -109,7 +109,8 @@ static void reuserps_group_enter(struct reuserps_group *g, struct sock *sk,
 {
 	rs->seq = ++g->seq;
 	g->gen++;
-	reuserps_listener_configure(rs->listener, rs->max_conns, false);
+	reuserps_listener_configure(rs->listener, rs->max_conns,
+				    rs->max_pending, false);
 	reuserps_listener_set_bell(rs->listener, g->bell);
 }
 
@@ -219,7 +220,8 @@ void __reuserps_group_del(struct sock_reuseport *reuse, struct sock *sk)
 	 */
 	if (reuserps_group_tab(g))
 		reuserps_table_fold(reuserps_group_tab(g)->table, rs->listener);
-	reuserps_listener_configure(rs->listener, rs->max_conns, true);
+	reuserps_listener_configure(rs->listener, rs->max_conns,
+				    rs->max_pending, true);
 	reuserps_listener_set_bell(rs->listener, NULL);
 	g->gen++;
 }
@@ -386,7 +388,7 @@ again:
 	if (rs) {
 		rs->seq = reuserps_member_req(sk)->seq;
 		reuserps_listener_configure(rs->listener, rs->max_conns,
-					    false);
+					    rs->max_pending, false);
 		/* Admission may read the request at any time: publish it
 		 * whole.
 		 */
@@ -544,6 +546,9 @@ void reuserps_group_info(const struct sock *sk, const struct reuserps_sock *rs,
 	reuserps_listener_info(rs->listener, t, rs->policy, info);
 	rcu_read_unlock();
 	info->max_conns = rs->max_conns;
+	info->max_pending = rs->max_pending;
+	/* Paired with WRITE_ONCE() in sk_acceptq_added() and _removed(). */
+	info->pending = READ_ONCE(sk->sk_ack_backlog);
 }
 
 /* Whether @sk, binding, may share its port with @sk2 as far as SO_REUSERPS

@@ -192,7 +192,7 @@ static struct reuserps_sock *reuserps_sock_parse(sockptr_t optval,
 		return ERR_PTR(err);
 	/* What needs no user memory first; reuserps_check_req() rules. */
 	if (req.flags || req.policy > REUSERPS_LEAST_CONNS || !req.cpus ||
-	    !req.cpus_len)
+	    !req.cpus_len || req.max_pending > INT_MAX || req.reserved)
 		return ERR_PTR(-EINVAL);
 
 	/* In whole u64 words, which the request keeps. */
@@ -222,6 +222,7 @@ static struct reuserps_sock *reuserps_sock_parse(sockptr_t optval,
 	}
 	rs->policy = req.policy;
 	rs->max_conns = req.max_conns;
+	rs->max_pending = req.max_pending;
 	refcount_set(&rs->ref, 1);
 	return rs;
 }
@@ -293,7 +294,8 @@ int tcp_setsockopt_reuserps(struct sock *sk, sockptr_t optval,
 	if (old)
 		rs->listener = reuserps_listener_get(old->listener);
 	else
-		rs->listener = reuserps_listener_new(rs->max_conns);
+		rs->listener = reuserps_listener_new(rs->max_conns,
+						     &sk->sk_ack_backlog);
 	if (!rs->listener)
 		err = -ENOMEM;
 	else if (sk->sk_state == TCP_LISTEN)
@@ -583,7 +585,7 @@ size_t tcp_reuserps_diag_size(const struct sock *sk)
 	if (!sk_reuserps_requested(sk))
 		return 0;
 	return nla_total_size(0) +			/* the nest */
-	       4 * nla_total_size(sizeof(u32)) +	/* policy ... active */
+	       5 * nla_total_size(sizeof(u32)) +	/* policy ... pending */
 	       2 * nla_total_size_64bit(sizeof(u64)) +	/* total, skips */
 	       nla_total_size(mask);
 }
@@ -595,7 +597,7 @@ EXPORT_SYMBOL_GPL(tcp_reuserps_diag_size);
  *	hash bucket's lock), so its request is read under RCU
  * @skb: the reply
  *
- * The request (policy, cap, flags, CPUs) and the counts, as
+ * The request (policy, cap, flags, max_pending, CPUs) and the counts, as
  * getsockopt(SO_REUSERPS) gives them; nothing for a socket without one.
  *
  * Return: 0, or -EMSGSIZE with @skb as it was.
@@ -623,6 +625,7 @@ int tcp_reuserps_diag_put(struct sock *sk, struct sk_buff *skb)
 	    nla_put_u32(skb, REUSERPS_DIAG_MAX_CONNS, info.max_conns) ||
 	    nla_put_u32(skb, REUSERPS_DIAG_FLAGS, info.flags) ||
 	    nla_put_u32(skb, REUSERPS_DIAG_ACTIVE, info.active_conns) ||
+	    nla_put_u32(skb, REUSERPS_DIAG_MAX_PENDING, info.max_pending) ||
 	    nla_put_u64_64bit(skb, REUSERPS_DIAG_TOTAL, info.total_conns,
 			      REUSERPS_DIAG_PAD) ||
 	    nla_put_u64_64bit(skb, REUSERPS_DIAG_FULL_SKIPS, info.full_skips,

@@ -228,6 +228,18 @@ pub mod atomic {
             Self(T::new(v))
         }
 
+        /// The atomic at `ptr`, as the kernel's `Atomic::from_ptr()`.
+        ///
+        /// # Safety
+        ///
+        /// `ptr` must be aligned, valid for `'a` and accessed only
+        /// atomically meanwhile.
+        pub unsafe fn from_ptr<'a>(ptr: *mut T) -> &'a Self {
+            // SAFETY: `Self` is `repr(transparent)` over `T::Std`, which has
+            // the size and alignment of `T`; the caller guarantees the rest.
+            unsafe { &*ptr.cast::<Self>() }
+        }
+
         /// Loads the value.
         pub fn load<Ord: AcquireOrRelaxed>(&self, _: Ord) -> T {
             T::load(&self.0, Ord::STD)

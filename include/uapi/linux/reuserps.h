@@ -30,10 +30,17 @@
  *	work); the listener takes connections whose SYN is processed on a
  *	CPU of the mask.  CPUs at or beyond the kernel's number of possible
  *	CPUs must not be set; zero bytes beyond them are ignored.
+ * @max_pending: unaccepted connections in the listener's accept queue at
+ *	which selection passes it over, as if it were full, while another
+ *	listener has room; 0 for no limit, at most INT_MAX.  It moves
+ *	connections away from a worker that stopped accepting, never
+ *	refuses one.
+ * @reserved: must be 0
  *
  * optlen is the size of the caller's struct, at least
  * REUSERPS_REQ_SIZE_VER0: a larger struct from a newer header is accepted
- * if the fields this kernel does not know are zero (else -E2BIG).
+ * if the fields this kernel does not know are zero (else -E2BIG).  A
+ * VER0 request has no max_pending limit.
  */
 struct reuserps_req {
 	__u32		policy;
@@ -41,9 +48,12 @@ struct reuserps_req {
 	__u32		flags;
 	__u32		cpus_len;
 	__aligned_u64	cpus;
+	__u32		max_pending;
+	__u32		reserved;
 };
 
 #define REUSERPS_REQ_SIZE_VER0	24
+#define REUSERPS_REQ_SIZE_VER1	32	/* max_pending */
 
 /**
  * struct reuserps_info - getsockopt(SOL_SOCKET, SO_REUSERPS)
@@ -60,6 +70,9 @@ struct reuserps_req {
  * @reserved: 0
  * @total_conns: connections ever handed to this listener
  * @full_skips: times the listener was passed over for being at its cap
+ *	or at max_pending
+ * @max_pending: as set
+ * @pending: connections in its accept queue now
  *
  * optlen is the size of the caller's struct, at least
  * REUSERPS_INFO_SIZE_VER0; fields it does not have are left out, fields
@@ -76,9 +89,12 @@ struct reuserps_info {
 	__u32		reserved;
 	__u64		total_conns;
 	__u64		full_skips;
+	__u32		max_pending;
+	__u32		pending;
 };
 
 #define REUSERPS_INFO_SIZE_VER0	48
+#define REUSERPS_INFO_SIZE_VER1	56	/* max_pending, pending */
 
 /*
  * Attributes nested in INET_DIAG_REUSERPS, which sock_diag reports for a
@@ -97,6 +113,7 @@ enum {
 	REUSERPS_DIAG_CPUS,		/* u64[]: bit n % 64 of word n / 64
 					 * is CPU n, up to the highest CPU
 					 */
+	REUSERPS_DIAG_MAX_PENDING,	/* u32, 0 for no limit */
 	__REUSERPS_DIAG_MAX,
 };
 

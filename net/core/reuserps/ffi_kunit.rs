@@ -69,10 +69,10 @@ mod ffi_tests {
         let ff = bindings::REUSERPS_FILL_FIRST;
         let (mut t1, mut t2, mut t3) = (core::ptr::null(), core::ptr::null(), core::ptr::null());
 
-        // SAFETY: No requirement.
-        let a = unsafe { reuserps_listener_new(1) };
-        // SAFETY: No requirement.
-        let b = unsafe { reuserps_listener_new(0) };
+        // SAFETY: No backlog: nothing to keep readable.
+        let a = unsafe { reuserps_listener_new(1, core::ptr::null()) };
+        // SAFETY: No backlog: nothing to keep readable.
+        let b = unsafe { reuserps_listener_new(0, core::ptr::null()) };
         assert!(!a.is_null() && !b.is_null());
 
         let member = |sk: *const bindings::sock, l| bindings::reuserps_member {

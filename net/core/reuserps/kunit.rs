@@ -276,13 +276,17 @@ mod tests {
         Group, //
     };
     use crate::{
-        listener::Listener,
+        listener::{
+            Bell,
+            Listener, //
+        },
         table::{
             check_mask,
             Pick,
             Policy, //
         }, //
     };
+    use core::cell::Cell;
     use kernel::{
         alloc::flags::GFP_KERNEL,
         error::{
@@ -460,6 +464,69 @@ mod tests {
         assert!(matches!(t.pick(0, 0, &topo, true), Pick::Full(_)));
         for l in &ls {
             assert!(l.release());
+        }
+        Ok(())
+    }
+
+    /// `max_pending`: a listener whose accept queue holds that many is
+    /// passed over like a full one, under each policy and in the
+    /// fallback, while another has room; never refused for it.
+    #[test]
+    fn max_pending() -> Result {
+        let (qa, qb, qc) = (Cell::new(0u32), Cell::new(0u32), Cell::new(0u32));
+        let a = Listener::new(0, GFP_KERNEL)?;
+        let b = Listener::new(2, GFP_KERNEL)?;
+        let c = Listener::new(0, GFP_KERNEL)?;
+        // SAFETY: The queues outlive the listeners' use here, and only
+        // this thread touches them.
+        unsafe {
+            a.set_backlog(qa.as_ptr());
+            b.set_backlog(qb.as_ptr());
+            c.set_backlog(qc.as_ptr());
+        }
+        a.set_max_pending(2);
+        b.set_max_pending(2);
+        let (m0, m1) = (mask_of(&[0]), mask_of(&[1]));
+        for policy in [Policy::FillFirst, Policy::RoundRobin, Policy::LeastConns] {
+            let t = Group::new(policy, 10, &a, &m0, GFP_KERNEL)?;
+            let t = t.with_member(11, &b, &m0, GFP_KERNEL)?;
+            let t = t.with_member(12, &c, &m1, GFP_KERNEL)?;
+            let bell = Bell::new(GFP_KERNEL)?;
+            let t = t.with_bell(&bell, GFP_KERNEL)?;
+            // A stalls: B takes every connection while it has room, even
+            // with more of them (least connections).
+            assert!(b.admit());
+            qa.set(2);
+            assert!((0..8).all(|i| t.select(0, i) == Pick::Cpu(11)));
+            // Below the limit again: A is not kept as full, whatever
+            // the CPU noted, and no bell rang.
+            qa.set(1);
+            assert!((0..8).any(|i| t.select(0, i) == Pick::Cpu(10)));
+            // B full too: the other CPU's listener, which has room.
+            qa.set(2);
+            assert!(b.admit());
+            assert_eq!(t.select(0, 0), Pick::Other(12));
+            // Every listener with room stalled: the CPU's own stalled
+            // one takes it rather than none.
+            c.set_max_pending(1);
+            qc.set(1);
+            assert_eq!(t.select(0, 0), Pick::Cpu(10));
+            // No limit: never stalled.
+            c.set_max_pending(0);
+            assert_eq!(t.select(0, 0), Pick::Other(12));
+            c.set_max_pending(1);
+            a.set_max_pending(0);
+            assert_eq!(t.select(0, 0), Pick::Cpu(10));
+            a.set_max_pending(2);
+            // Caps hold: A at a cap of one, B full, C stalled: C.
+            a.configure(1, false);
+            assert!(a.admit());
+            assert_eq!(t.select(0, 0), Pick::Other(12));
+            a.configure(0, false);
+            assert!(a.release() && b.release() && b.release());
+            qa.set(0);
+            qc.set(0);
+            c.set_max_pending(0);
         }
         Ok(())
     }

@@ -16,6 +16,7 @@
 //! the counts, which every connection writes, and the full skips, which
 //! other listeners' connections write, are on cache lines of their own.
 
+use core::cell::Cell;
 use kernel::{
     alloc::Flags,
     error::Result,
@@ -74,6 +75,18 @@ struct Gate {
     bell: Atomic<u64>,
     /// The full skips of the tables it was in, once they are gone.
     full_skips: Atomic<u64>,
+    /// Unaccepted connections at which selection passes the listener
+    /// over while another has room (SO_REUSERPS `max_pending`); 0 for no
+    /// limit.
+    max_pending: Atomic<u32>,
+    /// The address of the socket's accept queue length, 0 for none.
+    ///
+    /// # Invariants
+    ///
+    /// 0, or the address of a `u32` that stays readable while the
+    /// listener is registered and for an RCU grace period after (see
+    /// [`Listener::set_backlog`]).
+    backlog: Atomic<usize>,
 }
 
 /// What the connections handed to a listener write.
@@ -140,6 +153,12 @@ pub(crate) enum Room {
     Gone,
 }
 
+/// Whether a selection passes over stalled listeners (those holding
+/// `max_pending` unaccepted connections or more), and if it does, where it
+/// notes that it passed one: only then is a second look, without, worth
+/// its cost.
+pub(crate) type Stall<'a> = Option<&'a Cell<bool>>;
+
 /// Replaces the value of `$a` by `$f(value)` unless that is `None`, with a
 /// compare-and-swap loop (the kernel's atomics have no `fetch_update`).
 /// The value replaced, if it was.
@@ -171,6 +190,8 @@ impl Listener {
                 word: Atomic::new(gate(max_conns, 0)),
                 bell: Atomic::new(0),
                 full_skips: Atomic::new(0),
+                max_pending: Atomic::new(0),
+                backlog: Atomic::new(0),
             }),
             counts: Line(Counts {
                 active: Atomic::new(0),
@@ -207,15 +228,47 @@ impl Listener {
     /// Whether [`Listener::room_in`] would say `Room::Yes`, for an even
     /// `reg` only: it does not test the parity, so an odd `reg` may give
     /// a wrong `true`.  The selection's fast path; a table's CPU ranges
-    /// name only even registrations.
+    /// name only even registrations.  With `stall`, a stalled listener
+    /// has no room either, and `stall` notes that one was passed.
     #[inline]
-    pub(crate) fn has_room(&self, reg: u32) -> bool {
+    pub(crate) fn has_room(&self, reg: u32, stall: Stall<'_>) -> bool {
         let g = self.gate.0.word.load(Relaxed);
         if gate_reg(g) != reg {
             return false;
         }
         let max = gate_cap(g);
-        max == 0 || self.counts.0.active.load(Relaxed) < max
+        (max == 0 || self.counts.0.active.load(Relaxed) < max) && !self.stalled(stall)
+    }
+
+    /// Whether `stall` asks to pass over a stalled listener and this one
+    /// is: its accept queue holds `max_pending` connections or more.  Only
+    /// for a listener found registered in a table, whose socket is alive.
+    #[inline]
+    fn stalled(&self, stall: Stall<'_>) -> bool {
+        let Some(seen) = stall else {
+            return false;
+        };
+        let max = self.gate.0.max_pending.load(Relaxed);
+        if max == 0 || self.pending() < max {
+            return false;
+        }
+        seen.set(true);
+        true
+    }
+
+    /// The socket's unaccepted connections (its `sk_ack_backlog`), 0 if
+    /// it has not said where they are.  Only while it is registered.
+    fn pending(&self) -> u32 {
+        let b = self.gate.0.backlog.load(Relaxed);
+        if b == 0 {
+            return 0;
+        }
+        let p = core::ptr::with_exposed_provenance_mut::<u32>(b);
+        // SAFETY: By the invariants of `Gate::backlog`, a non-zero address
+        // is that of a `u32` readable while the listener is registered,
+        // which the callers checked; the socket writes it with
+        // WRITE_ONCE(), so this reads it as READ_ONCE() does.
+        unsafe { Atomic::from_ptr(p) }.load(Relaxed)
     }
 
     /// Its active connections if it has room, as [`Listener::has_room`]
@@ -223,14 +276,14 @@ impl Listener {
     /// connections: the count is read once, so that the choice and its
     /// cap test see the same value.
     #[inline]
-    pub(crate) fn load_in(&self, reg: u32) -> Option<u32> {
+    pub(crate) fn load_in(&self, reg: u32, stall: Stall<'_>) -> Option<u32> {
         let g = self.gate.0.word.load(Relaxed);
         if gate_reg(g) != reg {
             return None;
         }
         let max = gate_cap(g);
         let a = self.counts.0.active.load(Relaxed);
-        (max == 0 || a < max).then_some(a)
+        ((max == 0 || a < max) && !self.stalled(stall)).then_some(a)
     }
 
     /// Its current registration, for a table being built.
@@ -308,6 +361,30 @@ impl Listener {
             .0
             .bell
             .store(bell.expose_provenance() as u64, Relaxed);
+    }
+
+    /// Tells where the socket keeps its accept queue length, which
+    /// `max_pending` is compared with (NULL: nowhere, never stalled).
+    ///
+    /// # Safety
+    ///
+    /// `backlog` must be NULL or point to a `u32` that stays readable
+    /// while the listener is registered and for an RCU grace period after
+    /// it is marked gone (C: the listening socket's `sk_ack_backlog`; TCP
+    /// listeners are freed after a grace period, and selection runs under
+    /// RCU).
+    pub(crate) unsafe fn set_backlog(&self, backlog: *const u32) {
+        // INVARIANT: the caller guarantees `backlog` is NULL or readable.
+        self.gate
+            .0
+            .backlog
+            .store(backlog.expose_provenance(), Relaxed);
+    }
+
+    /// Sets `max_pending` (0 for no limit), as [`Listener::configure`]
+    /// sets the cap.
+    pub(crate) fn set_max_pending(&self, max_pending: u32) {
+        self.gate.0.max_pending.store(max_pending, Relaxed);
     }
 
     /// Adds the full skips of a table that goes, or that it leaves.

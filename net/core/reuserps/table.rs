@@ -29,8 +29,10 @@ use crate::listener::{
     Bell,
     Info,
     Listener,
-    Room, //
+    Room,
+    Stall, //
 };
+use core::cell::Cell;
 use kernel::{
     alloc::{
         Flags,
@@ -488,15 +490,36 @@ impl Table {
     /// request calls [`Table::turn`].  With `own`, the caller runs on
     /// `cpu` with BHs off, so it may note for it which listeners it found
     /// full and which it chose; else it writes nothing.
+    ///
+    /// A stalled listener (`max_pending`) counts as full while another
+    /// has room; when none has, the choice is made again without
+    /// `max_pending`, so that it moves connections but never refuses one.
     #[inline]
     pub(crate) fn pick(&self, cpu: usize, hash: u32, topo: &impl Topology, own: bool) -> Pick {
+        let seen = Cell::new(false);
+        match self.pick_as(cpu, hash, topo, own, Some(&seen)) {
+            Pick::Full(_) | Pick::Empty if seen.get() => self.pick_as(cpu, hash, topo, false, None),
+            p => p,
+        }
+    }
+
+    /// [`Table::pick`], passing stalled listeners over with `stall`.
+    #[inline]
+    fn pick_as(
+        &self,
+        cpu: usize,
+        hash: u32,
+        topo: &impl Topology,
+        own: bool,
+        stall: Stall<'_>,
+    ) -> Pick {
         let found = match self.cpus.get(cpu) {
-            Some(e) => self.pick_cpu(e, hash, own),
+            Some(e) => self.pick_cpu(e, hash, own, stall),
             None => None,
         };
         match found {
             Some(handle) => Pick::Cpu(handle),
-            None => self.fallback(cpu, hash, topo),
+            None => self.fallback(cpu, hash, topo, stall),
         }
     }
 
@@ -559,27 +582,34 @@ impl Table {
     /// listener's gate word (plus the turn of a round-robin CPU with
     /// several listeners, and the count of a capped listener).
     #[inline]
-    fn pick_cpu(&self, e: &CpuEntry, hash: u32, own: bool) -> Option<usize> {
+    fn pick_cpu(&self, e: &CpuEntry, hash: u32, own: bool, stall: Stall<'_>) -> Option<usize> {
         let (pos, i) = self.start(e);
         if let Some(m) = self.members.get(i as usize) {
-            if m.listener.has_room(m.reg) {
+            if m.listener.has_room(m.reg, stall) {
                 return Some(m.handle);
             }
         }
-        self.pick_slow(e, pos, hash, own)
+        self.pick_slow(e, pos, hash, own, stall)
     }
 
     /// The CPU's first choice has no room (or, with least connections, is
     /// not a single listener): the rest of its listeners, then a note of
     /// what was chosen for [`Table::turn`].
     #[inline(never)]
-    fn pick_slow(&self, e: &CpuEntry, pos: usize, hash: u32, own: bool) -> Option<usize> {
+    fn pick_slow(
+        &self,
+        e: &CpuEntry,
+        pos: usize,
+        hash: u32,
+        own: bool,
+        stall: Stall<'_>,
+    ) -> Option<usize> {
         let st = self.states.get(e.state as usize)?;
         let chosen = if self.policy == Policy::LeastConns && e.len > 1 {
-            self.pick_least(e, pos, hash)
-                .or_else(|| self.pick_rest(e, st, pos, own))
+            self.pick_least(e, pos, hash, stall)
+                .or_else(|| self.pick_rest(e, st, pos, own, stall))
         } else {
-            self.pick_rest(e, st, pos, own)
+            self.pick_rest(e, st, pos, own, stall)
         };
         if own {
             // `pos < len`, a u32.
@@ -595,12 +625,18 @@ impl Table {
     /// the flow hash picks among the others (two random choices keep the
     /// spread of counts small at a bounded cost).  `None` when those it
     /// compared are all full.
-    fn pick_least(&self, e: &CpuEntry, pos: usize, hash: u32) -> Option<(usize, usize)> {
+    fn pick_least(
+        &self,
+        e: &CpuEntry,
+        pos: usize,
+        hash: u32,
+        stall: Stall<'_>,
+    ) -> Option<(usize, usize)> {
         let n = e.len as usize;
         let mut best: Option<(u32, usize, usize)> = None;
         let mut consider = |p: usize| {
             if let Some(m) = self.at(e, p) {
-                if let Some(a) = m.listener.load_in(m.reg) {
+                if let Some(a) = m.listener.load_in(m.reg, stall) {
                     if best.is_none_or(|(b, _, _)| a < b) {
                         best = Some((a, p, m.handle));
                     }
@@ -641,6 +677,7 @@ impl Table {
         st: &CpuState,
         pos: usize,
         own: bool,
+        stall: Stall<'_>,
     ) -> Option<(usize, usize)> {
         let n = e.len as usize;
         let (bits, _) = self.words_of(e, st);
@@ -673,10 +710,15 @@ impl Table {
                 }
             }
             if let Some(m) = self.at(e, p) {
-                if m.listener.has_room(m.reg) {
+                if m.listener.has_room(m.reg, stall) {
                     return Some((p, m.handle));
                 }
-                if let Some(w) = bits.get(p / 64) {
+                // Only a full listener rings the bell when it gets room:
+                // a stalled one, which accept() frees, is looked at again.
+                if let Some(w) = bits
+                    .get(p / 64)
+                    .filter(|_| m.listener.room_in(m.reg) != Room::Yes)
+                {
                     w.store(w.load(Relaxed) | 1 << (p % 64), Relaxed);
                 }
             }
@@ -695,7 +737,8 @@ impl Table {
     pub(crate) fn pick_first(&self, cpu: usize) -> Option<usize> {
         let e = self.cpus.get(cpu)?;
         let m = self.members.get(self.start(e).1 as usize)?;
-        m.listener.has_room(m.reg).then_some(m.handle)
+        let seen = Cell::new(false);
+        m.listener.has_room(m.reg, Some(&seen)).then_some(m.handle)
     }
 
     /// `handle` took a connection request picked on `cpu`, which runs this.
@@ -750,10 +793,10 @@ impl Table {
                 if to == Some(p) {
                     break;
                 }
-                if self
-                    .at(e, p)
-                    .is_some_and(|m| m.listener.room_in(m.reg) == Room::Full)
-                {
+                if self.at(e, p).is_some_and(|m| {
+                    m.listener.room_in(m.reg) != Room::Gone
+                        && !m.listener.has_room(m.reg, Some(&Cell::new(false)))
+                }) {
                     range(p, p + 1);
                 }
                 p = step(p, n);
@@ -826,7 +869,7 @@ impl Table {
 
     /// A member with room among the listeners of `cpu`, in order from
     /// where the hash points.
-    fn room_on(&self, cpu: usize, hash: u32) -> Option<usize> {
+    fn room_on(&self, cpu: usize, hash: u32, stall: Stall<'_>) -> Option<usize> {
         let e = self.cpus.get(cpu)?;
         let slots = self.slots.get(e.first as usize..)?.get(..e.len as usize)?;
         // reciprocal_scale(hash, len), as below.
@@ -835,7 +878,7 @@ impl Table {
         head.iter()
             .chain(tail)
             .filter_map(|&i| self.members.get(i as usize))
-            .find(|m| m.listener.room_in(m.reg) == Room::Yes)
+            .find(|m| m.reg & 1 == 0 && m.listener.has_room(m.reg, stall))
             .map(|m| m.handle)
     }
 
@@ -846,7 +889,7 @@ impl Table {
     /// the whole group.  One pass over the CPUs that have listeners.
     #[cold]
     #[inline(never)]
-    fn fallback(&self, cpu: usize, hash: u32, topo: &impl Topology) -> Pick {
+    fn fallback(&self, cpu: usize, hash: u32, topo: &impl Topology, stall: Stall<'_>) -> Pick {
         let ncpus = self.cpus.len();
         // reciprocal_scale(hash, ncpus), as below.
         let start = (u64::from(hash).wrapping_mul(ncpus as u64) >> 32) as usize;
@@ -863,11 +906,11 @@ impl Table {
                 continue;
             }
             if topo.share_cache(cpu, c) {
-                if let Some(h) = self.room_on(c, hash) {
+                if let Some(h) = self.room_on(c, hash, stall) {
                     return Pick::Other(h);
                 }
             } else if node.is_none() && topo.same_node(cpu, c) {
-                node = self.room_on(c, hash);
+                node = self.room_on(c, hash, stall);
             }
         }
         if let Some(h) = node {
@@ -884,8 +927,8 @@ impl Table {
         let mut first_live = None;
         for m in head.iter().chain(tail) {
             match m.listener.room_in(m.reg) {
-                Room::Yes => return Pick::Other(m.handle),
-                Room::Full => {
+                Room::Yes if m.listener.has_room(m.reg, stall) => return Pick::Other(m.handle),
+                Room::Yes | Room::Full => {
                     first_live.get_or_insert(m.handle);
                 }
                 Room::Gone => {}
