@@ -27,6 +27,10 @@
  *         got in, the highest active count any listener reached against
  *         its cap, ListenDrops, and the connect rate before and when full.
  *   rps:  the SYN's CPU chosen by RPS on lo (below);
+ *   stall: two worker processes per CPU, one of each CPU stopped: how
+ *         many connections are stranded in the stopped workers' accept
+ *         queues, by mechanism, SO_REUSERPS with and without max_pending
+ *         (below);
  *   icount: under QEMU's -icount, instructions per selection for N
  *         listeners (1..1024) and per connection (below).
  */
@@ -38,21 +42,26 @@
 #include <linux/filter.h>
 #include <linux/reuserps.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -225,7 +234,12 @@ static void attach_ebpf(struct group *g)
 		die("SO_ATTACH_REUSEPORT_EBPF");
 }
 
-static void set_reuserps(int fd, __u32 policy, __u32 cap, int cpu)
+/*
+ * setsockopt(SO_REUSERPS) for CPU @cpu alone, with @max_pending (a VER1
+ * request: 0 is also what a kernel without max_pending takes); 0 or errno.
+ */
+static int set_reuserps_pend(int fd, __u32 policy, __u32 cap, int cpu,
+			     __u32 max_pending)
 {
 	struct reuserps_req b = {};
 	__u64 cpus[16] = {};
@@ -235,7 +249,15 @@ static void set_reuserps(int fd, __u32 policy, __u32 cap, int cpu)
 	b.max_conns = cap;
 	b.cpus = (__u64)(uintptr_t)cpus;
 	b.cpus_len = sizeof(cpus);
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSERPS, &b, sizeof(b)))
+	b.max_pending = max_pending;
+	return setsockopt(fd, SOL_SOCKET, SO_REUSERPS, &b, sizeof(b)) ?
+	       errno : 0;
+}
+
+static void set_reuserps(int fd, __u32 policy, __u32 cap, int cpu)
+{
+	errno = set_reuserps_pend(fd, policy, cap, cpu, 0);
+	if (errno)
 		die("SO_REUSERPS");
 }
 
@@ -970,6 +992,329 @@ static void run_live(const char *name, int policy, int conns, int mean_live)
 		close(fd[i]);
 }
 
+/* ---- stall: one worker per CPU stops accepting ---- */
+
+/*
+ * Two workers per CPU, each a process with its own listener of one
+ * SO_REUSEPORT group on 127.0.0.1 (listeners 2c and 2c + 1 serve CPU c),
+ * pinned to its CPU, accepting and closing.  One worker of each CPU, the
+ * first of its two or the second (stopped_pos), is stopped (SIGSTOP, as a
+ * worker stuck in a long request would be);
+ * then a client thread per CPU, pinned, makes CONNS connections, each a
+ * connect() and a close(): the handshake completes whether anybody
+ * accepts or not.  Once the clients are done, after STALL_SETTLE_US and
+ * until the running workers' accept queues are empty (bounded), it counts
+ * what waits in the stopped workers' queues (TCP_INFO of a listener:
+ * tcpi_unacked is its accept queue), from the parent's copies of the
+ * listeners.  Counted, not timed:
+ *   unaccepted   connections stranded with a stopped worker, all CPUs;
+ *   stalled_max  the longest stopped worker's queue (min too);
+ *   local        share of the accepted connections whose SYN CPU
+ *                (SO_INCOMING_CPU of the accepted socket) is the
+ *                accepting worker's CPU;
+ *   listen_drops TcpExt ListenDrops during the run (the backlog is large
+ *                enough that it should stay 0).
+ * Mechanisms: hash (plain SO_REUSEPORT), incpu (SO_INCOMING_CPU = the
+ * worker's CPU), rps (SO_REUSERPS round robin, each listener for its
+ * CPU), rps_pend (the same with max_pending STALL_MAX_PENDING).  Which
+ * of a CPU's two is stopped matters to incpu: the kernel takes the first
+ * listener of the CPU at or after the flow hash's place in the group, so
+ * the first of a pair gets most of its CPU's connections (7 in 8 with 4
+ * CPUs).
+ */
+#define STALL_MAX_PENDING	8
+#define STALL_BACKLOG		4096
+#define STALL_SETTLE_US		200000
+
+enum stall_mech { ST_HASH, ST_INCPU, ST_RPS, ST_RPS_PEND, NSTALL };
+static const char *const stall_name[NSTALL] = {
+	"hash", "incpu", "rps", "rps_pend",
+};
+
+/* Comma-separated mechanisms to run, exact names; NULL for all. */
+static const char *stall_only;
+/* Which worker of each CPU stops: bit 0 the first, bit 1 the second. */
+static int stall_pos = 1;
+
+/* What a worker reports, in memory shared with the parent. */
+struct stall_worker {
+	long accepted, local;
+	int ready;
+};
+
+struct stall_client {
+	pthread_t t;
+	const struct sockaddr_in *addr;
+	int cpu, conns;
+	long failed;
+};
+
+static bool stall_wanted(int m)
+{
+	size_t len = strlen(stall_name[m]), n;
+	const char *p = stall_only;
+
+	if (!p)
+		return true;
+	while (*p) {
+		n = strcspn(p, ",");
+		if (n == len && !strncmp(p, stall_name[m], len))
+			return true;
+		p += n;
+		if (*p)
+			p++;
+	}
+	return false;
+}
+
+/*
+ * A listener of mechanism @m for @cpu on @addr (port 0: a new one,
+ * written back); -1 with errno if SO_REUSERPS (or its max_pending) is
+ * refused, which skips the mechanism; dies on anything else.
+ */
+static int stall_listener(int m, int cpu, struct sockaddr_in *addr)
+{
+	socklen_t alen = sizeof(*addr);
+	int fd, one = 1, err;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		die("socket");
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)))
+		die("SO_REUSEPORT");
+	if (m == ST_INCPU &&
+	    setsockopt(fd, SOL_SOCKET, SO_INCOMING_CPU, &cpu, sizeof(cpu)))
+		die("SO_INCOMING_CPU");
+	if (m == ST_RPS || m == ST_RPS_PEND) {
+		err = set_reuserps_pend(fd, REUSERPS_ROUND_ROBIN, 0, cpu,
+					m == ST_RPS_PEND ?
+					STALL_MAX_PENDING : 0);
+		if (err) {
+			close(fd);
+			errno = err;
+			return -1;
+		}
+	}
+	if (bind(fd, (struct sockaddr *)addr, sizeof(*addr)))
+		die("stall bind");
+	if (listen(fd, STALL_BACKLOG))
+		die("stall listen");
+	if (!addr->sin_port &&
+	    getsockname(fd, (struct sockaddr *)addr, &alen))
+		die("stall getsockname");
+	return fd;
+}
+
+/* A worker process: accepts and closes until it is killed. */
+static void stall_worker_main(int fd, int cpu, struct stall_worker *w)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	pin(cpu);
+	__atomic_store_n(&w->ready, 1, __ATOMIC_RELEASE);
+	for (;;) {
+		socklen_t len = sizeof(int);
+		int c, in;
+
+		c = accept(fd, NULL, NULL);
+		if (c < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			_exit(1);
+		}
+		if (!getsockopt(c, SOL_SOCKET, SO_INCOMING_CPU, &in, &len) &&
+		    in == cpu)
+			__atomic_fetch_add(&w->local, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&w->accepted, 1, __ATOMIC_RELEASE);
+		close(c);
+	}
+}
+
+static void *stall_client_main(void *arg)
+{
+	struct stall_client *c = arg;
+	int k;
+
+	pin(c->cpu);
+	for (k = 0; k < c->conns; k++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		if (fd < 0)
+			die("socket");
+		if (connect(fd, (struct sockaddr *)c->addr, sizeof(*c->addr)))
+			c->failed++;
+		close(fd);
+	}
+	return NULL;
+}
+
+/* A listener's accept queue: TCP_INFO's tcpi_unacked when listening. */
+static long accept_queue_len(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len))
+		die("TCP_INFO");
+	return ti.tcpi_unacked;
+}
+
+/*
+ * One run of mechanism @m, the worker at @pos (0 or 1) of each CPU
+ * stopped, with the shared @w of the 2 * ncpus workers.
+ */
+static void stall_once(int m, int pos, int rep, int conns,
+		       struct stall_worker *w)
+{
+	static struct stall_client cli[MAX_CPUS];
+	static int fd[2 * MAX_CPUS];
+	static pid_t pid[2 * MAX_CPUS];
+	long accepted, local, queued, unaccepted, failed, drops, q;
+	long smax, smin, total = (long)conns * ncpus;
+	int n = 2 * ncpus, i, j, k, st, settled, running_empty;
+	struct sockaddr_in addr;
+
+	memset(w, 0, sizeof(*w) * n);
+	memset(&addr, 0, sizeof(addr));
+	addr.sin_family = AF_INET;
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (i = 0; i < n; i++) {
+		fd[i] = stall_listener(m, i / 2, &addr);
+		if (fd[i] < 0)
+			break;
+	}
+	if (i < n) {
+		printf("R test=stall mech=%s rep=%d stopped_pos=%s skipped=1 "
+		       "errno=%d\n", stall_name[m], rep,
+		       pos ? "second" : "first", errno);
+		while (i--)
+			close(fd[i]);
+		return;
+	}
+	fflush(stdout);
+	for (i = 0; i < n; i++) {
+		pid[i] = fork();
+		if (pid[i] < 0)
+			die("fork");
+		if (pid[i])
+			continue;
+		for (j = 0; j < n; j++)
+			if (j != i)
+				close(fd[j]);
+		stall_worker_main(fd[i], i / 2, &w[i]);
+	}
+	/* Each worker pinned before any is stopped (bounded). */
+	for (k = 0; k < 1000; k++) {
+		for (i = 0; i < n; i++)
+			if (!__atomic_load_n(&w[i].ready, __ATOMIC_ACQUIRE))
+				break;
+		if (i == n)
+			break;
+		usleep(10000);
+	}
+	/* One worker of each CPU stops. */
+	for (i = pos; i < n; i += 2) {
+		if (kill(pid[i], SIGSTOP))
+			die("SIGSTOP");
+		if (waitpid(pid[i], &st, WUNTRACED) != pid[i] ||
+		    !WIFSTOPPED(st))
+			die("waitpid stopped");
+	}
+
+	drops = listen_drops();
+	for (i = 0; i < ncpus; i++) {
+		cli[i] = (struct stall_client){ .addr = &addr, .cpu = i,
+						.conns = conns };
+		pthread_create(&cli[i].t, NULL, stall_client_main, &cli[i]);
+	}
+	failed = 0;
+	for (i = 0; i < ncpus; i++) {
+		pthread_join(cli[i].t, NULL);
+		failed += cli[i].failed;
+	}
+
+	/*
+	 * Settle: a fixed interval, then until the running workers have
+	 * emptied their queues and every connection is accepted or queued
+	 * (a bound of 10 s, not a measure).
+	 */
+	usleep(STALL_SETTLE_US);
+	for (k = 0, settled = 0; k < 1000 && !settled; k++) {
+		running_empty = 1;
+		accepted = 0;
+		queued = 0;
+		for (i = 0; i < n; i++) {
+			q = accept_queue_len(fd[i]);
+			queued += q;
+			if (i % 2 != pos && q)
+				running_empty = 0;
+			accepted += __atomic_load_n(&w[i].accepted,
+						    __ATOMIC_ACQUIRE);
+		}
+		settled = running_empty && accepted + queued == total - failed;
+		if (!settled)
+			usleep(10000);
+	}
+
+	unaccepted = 0;
+	smax = 0;
+	smin = -1;
+	for (i = pos; i < n; i += 2) {
+		q = accept_queue_len(fd[i]);
+		unaccepted += q;
+		smax = q > smax ? q : smax;
+		smin = smin < 0 || q < smin ? q : smin;
+	}
+	accepted = 0;
+	local = 0;
+	for (i = 0; i < n; i++) {
+		accepted += __atomic_load_n(&w[i].accepted, __ATOMIC_ACQUIRE);
+		local += __atomic_load_n(&w[i].local, __ATOMIC_RELAXED);
+	}
+	drops = listen_drops() - drops;
+	printf("R test=stall mech=%s rep=%d conns=%ld unaccepted=%ld "
+	       "stalled_max=%ld local=%.4f stalled_min=%ld accepted=%ld "
+	       "failed=%ld listen_drops=%ld settled=%d workers=%d stopped=%d "
+	       "stopped_pos=%s max_pending=%d\n",
+	       stall_name[m], rep, total, unaccepted, smax,
+	       accepted ? (double)local / accepted : 0, smin, accepted,
+	       failed, drops, settled, n, ncpus, pos ? "second" : "first",
+	       m == ST_RPS_PEND ? STALL_MAX_PENDING : 0);
+	fflush(stdout);
+
+	/*
+	 * SIGKILL ends stopped workers too; SIGCONT them all the same, then
+	 * reap.  Closing the listeners resets what still waits in them.
+	 */
+	for (i = 0; i < n; i++) {
+		kill(pid[i], SIGKILL);
+		if (i % 2 == pos)
+			kill(pid[i], SIGCONT);
+	}
+	for (i = 0; i < n; i++)
+		waitpid(pid[i], &st, 0);
+	for (i = 0; i < n; i++)
+		close(fd[i]);
+}
+
+static void run_stall(int conns, int reps)
+{
+	struct stall_worker *w;
+	size_t size = sizeof(*w) * 2 * ncpus;
+	int m, r, pos;
+
+	w = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (w == MAP_FAILED)
+		die("mmap");
+	for (r = 0; r < reps; r++)
+		for (pos = 0; pos < 2; pos++)
+			for (m = 0; m < NSTALL; m++)
+				if (stall_wanted(m) && stall_pos & 1 << pos)
+					stall_once(m, pos, r, conns, w);
+	munmap(w, size);
+}
+
 /* ---- instructions, in a guest under QEMU's -icount ---- */
 
 /*
@@ -1350,6 +1695,7 @@ static void run_icount_build(void)
  *        reuserps_bench icount ITERS CONNS REPS [MECH,MECH...]
  *        reuserps_bench rps CONNS REPS [MECH,MECH...]
  *        reuserps_bench live CONNS MEAN_LIVE
+ *        reuserps_bench stall CONNS REPS [MECH,MECH...|all [first|second|both]]
  */
 int main(int argc, char **argv)
 {
@@ -1379,6 +1725,21 @@ int main(int argc, char **argv)
 		/* Loopback again processes packets on the sender's CPU. */
 		if (write_str("/sys/class/net/lo/queues/rx-0/rps_cpus", "0"))
 			die("rps_cpus");
+		return 0;
+	}
+	if (argc > 3 && !strcmp(argv[1], "stall")) {
+		int conns = atoi(argv[2]);
+
+		reps = atoi(argv[3]);
+		stall_only = argc > 4 && strcmp(argv[4], "all") ? argv[4] :
+			     NULL;
+		if (argc > 5)
+			stall_pos = !strcmp(argv[5], "second") ? 2 :
+				    !strcmp(argv[5], "both") ? 3 : 1;
+		printf("R test=setup mode=stall cpus=%d conns=%d reps=%d "
+		       "max_pending=%d\n", ncpus, conns, reps,
+		       STALL_MAX_PENDING);
+		run_stall(conns, reps);
 		return 0;
 	}
 	if (argc > 3 && !strcmp(argv[1], "live")) {

@@ -159,12 +159,15 @@ static inline int rps_set_mask(int fd, __u32 policy, __u32 max_conns,
 }
 
 /*
- * setsockopt(SO_REUSERPS) for @cpus, in a CPU_ALLOC()ed mask of
- * nr_cpu_ids CPUs (more if @cpus names a higher one); 0 or errno.
+ * setsockopt(SO_REUSERPS) of a REUSERPS_REQ_SIZE_VER1 request with
+ * @max_pending for @cpus, in a CPU_ALLOC()ed mask of nr_cpu_ids CPUs
+ * (more if @cpus names a higher one); 0 or errno.
  */
-static inline int request(int fd, __u32 policy, __u32 max_conns,
-			  const int *cpus, int ncpus)
+static inline int request_pending(int fd, __u32 policy, __u32 max_conns,
+				  __u32 max_pending, const int *cpus,
+				  int ncpus)
 {
+	struct reuserps_req req;
 	cpu_set_t *set;
 	size_t size;
 	int err;
@@ -172,9 +175,18 @@ static inline int request(int fd, __u32 policy, __u32 max_conns,
 	set = rps_mask(cpus, ncpus, rps_nr_cpu_ids(), &size);
 	if (!set)
 		return errno;	/* CPU_ALLOC()'s: ENOMEM */
-	err = rps_set_mask(fd, policy, max_conns, set, size);
+	rps_req_init(&req, policy, max_conns, set, size);
+	req.max_pending = max_pending;
+	err = rps_setsockopt(fd, &req, REUSERPS_REQ_SIZE_VER1);
 	CPU_FREE(set);
 	return err;
+}
+
+/* As request_pending(), without a max_pending limit. */
+static inline int request(int fd, __u32 policy, __u32 max_conns,
+			  const int *cpus, int ncpus)
+{
+	return request_pending(fd, policy, max_conns, 0, cpus, ncpus);
 }
 
 /*
@@ -637,6 +649,27 @@ static inline int add_listener(struct __test_metadata *_metadata,
 	return add_capped(_metadata, g, family, policy, 0, cpus, ncpus);
 }
 
+/*
+ * Adds a listening member with a cap and a max_pending limit (a VER1
+ * request, set before bind()); returns its index.
+ */
+static inline int add_pending(struct __test_metadata *_metadata,
+			      struct group *g, int family, __u32 policy,
+			      __u32 cap, __u32 max_pending, const int *cpus,
+			      int ncpus)
+{
+	int fd, one = 1;
+
+	fd = socket(family, SOCK_STREAM, 0);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one,
+				sizeof(one)));
+	ASSERT_EQ(0, request_pending(fd, policy, cap, max_pending, cpus,
+				     ncpus));
+	ASSERT_EQ(0, bind(fd, (struct sockaddr *)&g->addr, g->alen));
+	return add_fd(_metadata, g, fd);
+}
+
 /* Adds a listening member without SO_REUSERPS; returns its index. */
 static inline int add_plain(struct __test_metadata *_metadata,
 			    struct group *g, int family)
@@ -769,6 +802,26 @@ static inline __u32 wait_active(struct __test_metadata *_metadata, int fd,
 
 	for (i = 0; i < 2000; i++) {
 		now = info_of(_metadata, fd).active_conns;
+		if (now == want)
+			break;
+		usleep(10000);
+	}
+	return now;
+}
+
+/*
+ * Waits up to 20 s for the listener's accept queue (pending, VER1) to
+ * hold @want connections: the handshake's last ACK may still be on its
+ * way when connect() returns.  Returns the last length read.
+ */
+static inline __u32 wait_pending(struct __test_metadata *_metadata, int fd,
+				 __u32 want)
+{
+	__u32 now = ~0U;
+	int i;
+
+	for (i = 0; i < 2000; i++) {
+		now = info_of(_metadata, fd).pending;
 		if (now == want)
 			break;
 		usleep(10000);

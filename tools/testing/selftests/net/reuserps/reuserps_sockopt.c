@@ -12,6 +12,7 @@
 #include "kselftest_harness.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <sys/mman.h>
 
 #include "reuserps_lib.h"
@@ -211,9 +212,9 @@ TEST_F(sockopt, set_optlen_nonzero_tail)
 		size_t len, at;
 		int byte;
 	} cases[] = {
-		{ 25, 24, 0x01 },
-		{ 32, 24, 0x80 },
-		{ 32, 31, 0x01 },
+		{ 33, 32, 0x01 },
+		{ 40, 32, 0x80 },
+		{ 40, 39, 0x01 },
 		{ 64, 40, 0xff },
 		{ REUSERPS_MAX_OPTLEN, REUSERPS_MAX_OPTLEN - 1, 0x01 },
 	};
@@ -436,7 +437,13 @@ TEST_F(sockopt, refused_request_leaves_previous)
 	EXPECT_EQ(EINVAL, rps_setsockopt(self->fd, &req, sizeof(req)));
 	req.policy = REUSERPS_FILL_FIRST;
 	EXPECT_EQ(EINVAL, rps_setsockopt(self->fd, &req, 16));
-	EXPECT_EQ(E2BIG, set_long(self->fd, &req, 32, 1, 30));
+	EXPECT_EQ(E2BIG, set_long(self->fd, &req, 40, 1, 38));
+	req.max_pending = (__u32)INT_MAX + 1;
+	EXPECT_EQ(EINVAL, rps_setsockopt(self->fd, &req, sizeof(req)));
+	req.max_pending = 0;
+	req.reserved = 1;
+	EXPECT_EQ(EINVAL, rps_setsockopt(self->fd, &req, sizeof(req)));
+	req.reserved = 0;
 	EXPECT_EQ(E2BIG, set_long(self->fd, &req, 4097, 0, 0));
 	EXPECT_EQ(EINVAL, rps_set_mask(self->fd, REUSERPS_FILL_FIRST, 9, zero,
 				       sizeof(zero)));
@@ -525,7 +532,7 @@ TEST_F(sockopt, get_optlen)
 
 	/* Longer, with a field this kernel does not know set. */
 	for (i = 0; i < 3; i++) {
-		static const socklen_t lens[] = { 49, 56, REUSERPS_MAX_OPTLEN };
+		static const socklen_t lens[] = { 57, 64, REUSERPS_MAX_OPTLEN };
 
 		memset(buf, 0, sizeof(buf));
 		buf[lens[i] - 1] = 1;
@@ -709,6 +716,220 @@ TEST_F(sockopt, listening_member_changes)
 	expect_req(_metadata, fd2, REUSERPS_FILL_FIRST, 1, cpus, 2);
 	expect_req(_metadata, self->fd, REUSERPS_FILL_FIRST, 5, cpus, 2);
 	close(fd2);
+}
+
+/* A VER1 request, max_pending and all, round trips through getsockopt(). */
+TEST_F(sockopt, max_pending_round_trip)
+{
+	int cpus[] = { 0, self->nr - 1 };
+	struct reuserps_info info;
+	struct reuserps_req req;
+	__u64 cpu0 = 1;
+
+	EXPECT_EQ(REUSERPS_REQ_SIZE_VER1, sizeof(struct reuserps_req));
+	EXPECT_EQ(REUSERPS_INFO_SIZE_VER1, sizeof(struct reuserps_info));
+	ASSERT_EQ(0, request_pending(self->fd, REUSERPS_FILL_FIRST, 5, 7, cpus,
+				     2));
+	ASSERT_EQ(0, rps_get(self->fd, &info, NULL, 0));
+	EXPECT_EQ(7, info.max_pending);
+	EXPECT_EQ(0, info.pending);
+	EXPECT_EQ(0, info.reserved);
+	expect_req(_metadata, self->fd, REUSERPS_FILL_FIRST, 5, cpus, 2);
+
+	/* Replaced before bind(), as the other fields are. */
+	ASSERT_EQ(0, request_pending(self->fd, REUSERPS_LEAST_CONNS, 0, 1,
+				     cpus, 1));
+	EXPECT_EQ(1, info_of(_metadata, self->fd).max_pending);
+	expect_req(_metadata, self->fd, REUSERPS_LEAST_CONNS, 0, cpus, 1);
+
+	/* A longer struct, its tail zero, carries it too. */
+	rps_req_init(&req, REUSERPS_ROUND_ROBIN, 2, &cpu0, sizeof(cpu0));
+	req.max_pending = 9;
+	EXPECT_EQ(0, set_long(self->fd, &req, 64, 0, 0));
+	EXPECT_EQ(9, info_of(_metadata, self->fd).max_pending);
+	expect_req(_metadata, self->fd, REUSERPS_ROUND_ROBIN, 2, cpus, 1);
+}
+
+/*
+ * 0 (no limit) to INT_MAX; above is EINVAL, and so is a reserved field
+ * not zero, leaving the previous request whole, or none.
+ */
+TEST_F(sockopt, max_pending_bounds)
+{
+	static const __u32 good[] = { 0, 1, INT_MAX };
+	static const __u32 bad[] = { (__u32)INT_MAX + 1, UINT_MAX };
+	static const __u32 reserved[] = { 1, 1U << 31, ~0U };
+	int cpus[2] = { 0, self->nr - 1 }, fd;
+	struct reuserps_req req;
+	__u64 cpu0 = 1;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(good); i++) {
+		EXPECT_EQ(0, request_pending(self->fd, REUSERPS_ROUND_ROBIN, 3,
+					     good[i], cpus, 2))
+			TH_LOG("max_pending %u", good[i]);
+		EXPECT_EQ(good[i], info_of(_metadata, self->fd).max_pending);
+		expect_req(_metadata, self->fd, REUSERPS_ROUND_ROBIN, 3, cpus,
+			   2);
+	}
+
+	ASSERT_EQ(0, request_pending(self->fd, REUSERPS_ROUND_ROBIN, 3, 5,
+				     cpus, 2));
+	for (i = 0; i < ARRAY_SIZE(bad); i++)
+		EXPECT_EQ(EINVAL, request_pending(self->fd, REUSERPS_FILL_FIRST,
+						  9, bad[i], cpus, 1))
+			TH_LOG("max_pending %u", bad[i]);
+	for (i = 0; i < ARRAY_SIZE(reserved); i++) {
+		rps_req_init(&req, REUSERPS_FILL_FIRST, 9, &cpu0,
+			     sizeof(cpu0));
+		req.max_pending = 6;
+		req.reserved = reserved[i];
+		EXPECT_EQ(EINVAL, rps_setsockopt(self->fd, &req,
+						 REUSERPS_REQ_SIZE_VER1))
+			TH_LOG("reserved %#x", reserved[i]);
+		/* Longer, its unknown tail zero: the same. */
+		EXPECT_EQ(EINVAL, set_long(self->fd, &req, 64, 0, 0));
+	}
+	EXPECT_EQ(5, info_of(_metadata, self->fd).max_pending);
+	expect_req(_metadata, self->fd, REUSERPS_ROUND_ROBIN, 3, cpus, 2);
+
+	/* A socket without a request is left without one. */
+	fd = socket(variant->family, SOCK_STREAM, 0);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(EINVAL, request_pending(fd, REUSERPS_ROUND_ROBIN, 0,
+					  UINT_MAX, cpus, 1));
+	rps_req_init(&req, REUSERPS_ROUND_ROBIN, 0, &cpu0, sizeof(cpu0));
+	req.reserved = 1;
+	EXPECT_EQ(EINVAL, rps_setsockopt(fd, &req, REUSERPS_REQ_SIZE_VER1));
+	EXPECT_EQ(ENOENT, rps_get_err(fd));
+	close(fd);
+}
+
+/*
+ * A VER0-sized request has no max_pending: it resets the limit, before
+ * bind() and on a listening member, without reading what lies past its
+ * 24 bytes.  A listening member changes max_pending like its other
+ * fields, and a refused change leaves it.
+ */
+TEST_F(sockopt, max_pending_ver0_resets)
+{
+	struct sockaddr_storage ss;
+	socklen_t alen = loopback(variant->family, &ss);
+	struct reuserps_req req;
+	int cpu0 = 0;
+	__u64 mask = 1;
+
+	ASSERT_EQ(0, request_pending(self->fd, REUSERPS_FILL_FIRST, 2, 5,
+				     &cpu0, 1));
+	EXPECT_EQ(5, info_of(_metadata, self->fd).max_pending);
+	rps_req_init(&req, REUSERPS_FILL_FIRST, 2, &mask, sizeof(mask));
+	req.max_pending = 8;	/* past optlen: not read */
+	req.reserved = 1;
+	EXPECT_EQ(0, rps_setsockopt(self->fd, &req, REUSERPS_REQ_SIZE_VER0));
+	EXPECT_EQ(0, info_of(_metadata, self->fd).max_pending);
+	expect_req(_metadata, self->fd, REUSERPS_FILL_FIRST, 2, &cpu0, 1);
+
+	/* The same on a listening member. */
+	ASSERT_EQ(0, request_pending(self->fd, REUSERPS_FILL_FIRST, 2, 3,
+				     &cpu0, 1));
+	ASSERT_EQ(0, reuseport_listen(self->fd, &ss, alen));
+	EXPECT_EQ(3, info_of(_metadata, self->fd).max_pending);
+	EXPECT_EQ(0, request_pending(self->fd, REUSERPS_FILL_FIRST, 4, 6,
+				     &cpu0, 1));
+	EXPECT_EQ(6, info_of(_metadata, self->fd).max_pending);
+	expect_req(_metadata, self->fd, REUSERPS_FILL_FIRST, 4, &cpu0, 1);
+	EXPECT_EQ(EINVAL, request_pending(self->fd, REUSERPS_FILL_FIRST, 4,
+					  (__u32)INT_MAX + 1, &cpu0, 1));
+	rps_req_init(&req, REUSERPS_FILL_FIRST, 1, &mask, sizeof(mask));
+	req.max_pending = 1;
+	req.reserved = 1;
+	EXPECT_EQ(EINVAL, rps_setsockopt(self->fd, &req,
+					 REUSERPS_REQ_SIZE_VER1));
+	EXPECT_EQ(6, info_of(_metadata, self->fd).max_pending);
+	expect_req(_metadata, self->fd, REUSERPS_FILL_FIRST, 4, &cpu0, 1);
+	req.reserved = 0;
+	EXPECT_EQ(0, rps_setsockopt(self->fd, &req, REUSERPS_REQ_SIZE_VER0));
+	EXPECT_EQ(0, info_of(_metadata, self->fd).max_pending);
+	expect_req(_metadata, self->fd, REUSERPS_FILL_FIRST, 1, &cpu0, 1);
+}
+
+/*
+ * getsockopt() of the VER0 size still answers, 48 bytes and no more; the
+ * VER1 size adds max_pending and pending, the listener's accept queue: a
+ * lone listener stalled at max_pending 1 still takes all three
+ * connections (nobody else has room), which wait until accepted.
+ */
+TEST_F(sockopt, get_ver1_pending)
+{
+	struct sockaddr_storage ss;
+	socklen_t alen = loopback(variant->family, &ss), len;
+	unsigned char buf[REUSERPS_INFO_SIZE_VER1 + 64];
+	struct reuserps_info *info = (void *)buf;
+	int cpu0 = 0, c[3], a, k;
+	size_t i;
+
+	ASSERT_EQ(0, request_pending(self->fd, REUSERPS_FILL_FIRST, 7, 1,
+				     &cpu0, 1));
+	ASSERT_EQ(0, reuseport_listen(self->fd, &ss, alen));
+	ASSERT_EQ(0, getsockname(self->fd, (struct sockaddr *)&ss, &alen));
+
+	/* VER0: the fields it has, nothing written past them. */
+	memset(buf, 0xee, sizeof(buf));
+	memset(buf, 0, REUSERPS_INFO_SIZE_VER0);
+	len = REUSERPS_INFO_SIZE_VER0;
+	EXPECT_EQ(0, getsockopt(self->fd, SOL_SOCKET, SO_REUSERPS, buf, &len));
+	EXPECT_EQ(REUSERPS_INFO_SIZE_VER0, len);
+	EXPECT_EQ(REUSERPS_FILL_FIRST, info->policy);
+	EXPECT_EQ(7, info->max_conns);
+	EXPECT_EQ(sizeof(unsigned long), info->cpus_len);
+	for (i = REUSERPS_INFO_SIZE_VER0; i < sizeof(buf); i++)
+		EXPECT_EQ(0xee, buf[i]) TH_LOG("byte %zu", i);
+
+	/* Between the two: max_pending, not pending. */
+	memset(buf, 0xee, sizeof(buf));
+	memset(buf, 0, 52);
+	len = 52;
+	EXPECT_EQ(0, getsockopt(self->fd, SOL_SOCKET, SO_REUSERPS, buf, &len));
+	EXPECT_EQ(52, len);
+	EXPECT_EQ(1, info->max_pending);
+	for (i = 52; i < sizeof(buf); i++)
+		EXPECT_EQ(0xee, buf[i]) TH_LOG("byte %zu", i);
+
+	for (k = 0; k < 3; k++) {
+		c[k] = socket(variant->family, SOCK_STREAM, 0);
+		ASSERT_LE(0, c[k]);
+		ASSERT_EQ(0, connect(c[k], (struct sockaddr *)&ss, alen));
+	}
+	EXPECT_EQ(3, wait_pending(_metadata, self->fd, 3));
+
+	/* VER1: max_pending and the queue. */
+	memset(buf, 0xee, sizeof(buf));
+	memset(buf, 0, REUSERPS_INFO_SIZE_VER1);
+	len = REUSERPS_INFO_SIZE_VER1;
+	EXPECT_EQ(0, getsockopt(self->fd, SOL_SOCKET, SO_REUSERPS, buf, &len));
+	EXPECT_EQ(REUSERPS_INFO_SIZE_VER1, len);
+	EXPECT_EQ(1, info->max_pending);
+	EXPECT_EQ(3, info->pending);
+	EXPECT_EQ(3, info->active_conns);
+	EXPECT_EQ(7, info->max_conns);
+	for (i = REUSERPS_INFO_SIZE_VER1; i < sizeof(buf); i++)
+		EXPECT_EQ(0xee, buf[i]) TH_LOG("byte %zu", i);
+
+	/* accept() takes one off the queue; the connection still counts. */
+	a = accept(self->fd, NULL, NULL);
+	ASSERT_LE(0, a);
+	EXPECT_EQ(2, info_of(_metadata, self->fd).pending);
+	EXPECT_EQ(3, info_of(_metadata, self->fd).active_conns);
+	close(a);
+	for (k = 0; k < 2; k++) {
+		a = accept(self->fd, NULL, NULL);
+		ASSERT_LE(0, a);
+		close(a);
+	}
+	EXPECT_EQ(0, info_of(_metadata, self->fd).pending);
+	EXPECT_EQ(3, info_of(_metadata, self->fd).total_conns);
+	for (k = 0; k < 3; k++)
+		close(c[k]);
 }
 
 /*

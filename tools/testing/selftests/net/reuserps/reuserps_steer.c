@@ -8,7 +8,9 @@
  * closes, the fallback for a CPU without listeners, the nearest fallback
  * on a NUMA machine (the CPU's node before the other's), the rules for
  * joining a group (mode, policy, uid), and changing a listening member's
- * CPUs and cap; on IPv4, IPv6 and IPv4 clients of dual-stack listeners.
+ * CPUs and cap, and max_pending: a listener whose accept queue is that
+ * long passed over while a sibling has room, under every policy and in
+ * the fallback; on IPv4, IPv6 and IPv4 clients of dual-stack listeners.
  * Each test runs in a network namespace of its own.  Caps, counts and
  * migration are in reuserps_caps.c, CPU hotplug in reuserps_hotplug.c.
  */
@@ -511,6 +513,327 @@ TEST_F(steer, nearest_fallback_stays_on_node)
 				     REUSERPS_ROUND_ROBIN, &cpu, 1);
 	nearest_round(_metadata, &self->g, variant->family, near_cap,
 		      node_of, a);
+}
+
+/*
+ * Connects from the current CPU and leaves the connection queued: the
+ * index of the listener whose accept queue grew, waiting up to 20 s for
+ * the handshake's last ACK to reach it (a bound, not a measure); -1 if
+ * none did.  The client in *@cfd.
+ */
+static int connect_where(struct __test_metadata *_metadata, struct group *g,
+			 int family, int *cfd)
+{
+	__u32 before[MAX_LISTENERS];
+	int i, tries;
+
+	for (i = 0; i < g->n; i++)
+		before[i] = g->fd[i] >= 0 ?
+			    info_of(_metadata, g->fd[i]).pending : 0;
+	*cfd = connect_queued(_metadata, g, family);
+	for (tries = 0; tries < 2000; tries++) {
+		for (i = 0; i < g->n; i++)
+			if (g->fd[i] >= 0 &&
+			    info_of(_metadata, g->fd[i]).pending > before[i])
+				return i;
+		usleep(10000);
+	}
+	return -1;
+}
+
+/* Accepts and closes what waits on listener @i; how many. */
+static int accept_queue(struct group *g, int i)
+{
+	int a, n = 0;
+
+	while ((a = accept(g->fd[i], NULL, NULL)) >= 0) {
+		close(a);
+		n++;
+	}
+	return n;
+}
+
+static void close_all(int *fd, int n)
+{
+	while (n--)
+		close(fd[n]);
+}
+
+/*
+ * Fill first: A, first registered, stops accepting with max_pending 2.
+ * It takes two, which wait in its queue; then B takes the new ones.  Once
+ * A accepts its queue it is first with room again.
+ */
+TEST_F(steer, max_pending_fill_first_spills)
+{
+	int cpu0 = 0, c[9], n = 0, k;
+	long drops = listen_drops();
+	__u64 skips;
+
+	ASSERT_LE(0, drops);
+	add_pending(_metadata, &self->g, variant->family, REUSERPS_FILL_FIRST,
+		    0, 2, &cpu0, 1);
+	add_pending(_metadata, &self->g, variant->family, REUSERPS_FILL_FIRST,
+		    0, 0, &cpu0, 1);
+	pin(_metadata, 0);
+	for (k = 0; k < 2; k++)
+		EXPECT_EQ(0, connect_where(_metadata, &self->g,
+					   variant->family, &c[n++]));
+	for (k = 0; k < 4; k++)
+		EXPECT_EQ(1, connect_where(_metadata, &self->g,
+					   variant->family, &c[n++]));
+	EXPECT_EQ(2, info_of(_metadata, self->g.fd[0]).pending);
+	EXPECT_EQ(4, info_of(_metadata, self->g.fd[1]).pending);
+	skips = info_of(_metadata, self->g.fd[0]).full_skips;
+	TH_LOG("A, stalled, was passed over: full_skips %llu",
+	       (unsigned long long)skips);
+
+	/* A catches up: first with room again, until it holds two. */
+	EXPECT_EQ(2, accept_queue(&self->g, 0));
+	EXPECT_EQ(0, connect_where(_metadata, &self->g, variant->family,
+				   &c[n++]));
+	EXPECT_EQ(0, connect_where(_metadata, &self->g, variant->family,
+				   &c[n++]));
+	EXPECT_EQ(1, connect_where(_metadata, &self->g, variant->family,
+				   &c[n++]));
+
+	/* Counts as ever; nothing was refused. */
+	EXPECT_EQ(4, info_of(_metadata, self->g.fd[0]).total_conns);
+	EXPECT_EQ(5, info_of(_metadata, self->g.fd[1]).total_conns);
+	EXPECT_EQ(drops, listen_drops());
+	close_all(c, n);
+}
+
+/*
+ * max_pending 0 is no limit: fill first leaves every connection with A,
+ * however many wait.  Set on the listening member, a limit moves the next
+ * one to B; a VER0 request takes it away again.
+ */
+TEST_F(steer, max_pending_zero_no_spill)
+{
+	int cpu0 = 0, c[8], n = 0, k;
+	struct reuserps_req req;
+	__u64 mask = 1;
+
+	add_pending(_metadata, &self->g, variant->family, REUSERPS_FILL_FIRST,
+		    0, 0, &cpu0, 1);
+	add_pending(_metadata, &self->g, variant->family, REUSERPS_FILL_FIRST,
+		    0, 0, &cpu0, 1);
+	pin(_metadata, 0);
+	for (k = 0; k < 6; k++)
+		EXPECT_EQ(0, connect_where(_metadata, &self->g,
+					   variant->family, &c[n++]));
+	EXPECT_EQ(6, info_of(_metadata, self->g.fd[0]).pending);
+	EXPECT_EQ(0, info_of(_metadata, self->g.fd[1]).total_conns);
+
+	ASSERT_EQ(0, request_pending(self->g.fd[0], REUSERPS_FILL_FIRST, 0, 6,
+				     &cpu0, 1));
+	EXPECT_EQ(1, connect_where(_metadata, &self->g, variant->family,
+				   &c[n++]));
+	rps_req_init(&req, REUSERPS_FILL_FIRST, 0, &mask, sizeof(mask));
+	ASSERT_EQ(0, rps_setsockopt(self->g.fd[0], &req,
+				    REUSERPS_REQ_SIZE_VER0));
+	EXPECT_EQ(0, info_of(_metadata, self->g.fd[0]).max_pending);
+	EXPECT_EQ(0, connect_where(_metadata, &self->g, variant->family,
+				   &c[n++]));
+	close_all(c, n);
+}
+
+/*
+ * Round robin: while both accept, they alternate.  When A (max_pending 2)
+ * stops, its turns still come until it holds two, then B takes every
+ * one; once A accepts its queue, they alternate again.
+ */
+TEST_F(steer, max_pending_round_robin_skips)
+{
+	int cpu0 = 0, c[16], n = 0, k, got, last = -1, count[2] = {};
+	long drops = listen_drops();
+
+	ASSERT_LE(0, drops);
+	add_pending(_metadata, &self->g, variant->family, REUSERPS_ROUND_ROBIN,
+		    0, 2, &cpu0, 1);
+	add_pending(_metadata, &self->g, variant->family, REUSERPS_ROUND_ROBIN,
+		    0, 0, &cpu0, 1);
+	pin(_metadata, 0);
+	for (k = 0; k < 6; k++) {
+		int cl;
+
+		got = connect_where(_metadata, &self->g, variant->family, &cl);
+		ASSERT_TRUE(got == 0 || got == 1);
+		EXPECT_EQ(1, accept_queue(&self->g, got));
+		close(cl);
+		EXPECT_NE(last, got);
+		last = got;
+		count[got]++;
+	}
+	EXPECT_EQ(3, count[0]);
+	EXPECT_EQ(3, count[1]);
+
+	/* A stops accepting; B goes on. */
+	count[0] = 0;
+	count[1] = 0;
+	for (k = 0; k < 10; k++) {
+		bool stalled = info_of(_metadata, self->g.fd[0]).pending >= 2;
+
+		got = connect_where(_metadata, &self->g, variant->family,
+				    &c[n++]);
+		ASSERT_TRUE(got == 0 || got == 1);
+		if (stalled)
+			EXPECT_EQ(1, got) TH_LOG("connection %d", k);
+		if (got == 1)
+			EXPECT_EQ(1, accept_queue(&self->g, 1));
+		count[got]++;
+	}
+	EXPECT_EQ(2, count[0]);
+	EXPECT_EQ(8, count[1]);
+	EXPECT_EQ(2, info_of(_metadata, self->g.fd[0]).pending);
+
+	/* A catches up: one each again. */
+	EXPECT_EQ(2, accept_queue(&self->g, 0));
+	count[0] = 0;
+	count[1] = 0;
+	for (k = 0; k < 2; k++) {
+		got = connect_where(_metadata, &self->g, variant->family,
+				    &c[n++]);
+		ASSERT_TRUE(got == 0 || got == 1);
+		count[got]++;
+	}
+	EXPECT_EQ(1, count[0]);
+	EXPECT_EQ(1, count[1]);
+	EXPECT_EQ(drops, listen_drops());
+	close_all(c, n);
+}
+
+/*
+ * Least connections: A (max_pending 2) stops accepting with fewer
+ * connections than B; B, which accepts and holds its own, takes the new
+ * ones though it has more.  Without the limit, set on the listening
+ * member, A has the fewest and gets the next.
+ */
+TEST_F(steer, max_pending_least_conns_passes_stalled)
+{
+	int cpu0 = 0, c[12], a[12], n = 0, na = 0, k, got, more = 0;
+	struct reuserps_info ia, ib;
+
+	add_pending(_metadata, &self->g, variant->family, REUSERPS_LEAST_CONNS,
+		    0, 2, &cpu0, 1);
+	add_pending(_metadata, &self->g, variant->family, REUSERPS_LEAST_CONNS,
+		    0, 0, &cpu0, 1);
+	pin(_metadata, 0);
+	for (k = 0; k < 10; k++) {
+		ia = info_of(_metadata, self->g.fd[0]);
+		ib = info_of(_metadata, self->g.fd[1]);
+		got = connect_where(_metadata, &self->g, variant->family,
+				    &c[n++]);
+		ASSERT_TRUE(got == 0 || got == 1);
+		if (ia.pending >= 2) {
+			EXPECT_EQ(1, got) TH_LOG("connection %d: %u against %u",
+						 k, ia.active_conns,
+						 ib.active_conns);
+			more += ib.active_conns > ia.active_conns;
+		}
+		if (got == 1) {
+			a[na] = accept(self->g.fd[1], NULL, NULL);
+			ASSERT_LE(0, a[na]);
+			na++;
+		}
+	}
+	ia = info_of(_metadata, self->g.fd[0]);
+	ib = info_of(_metadata, self->g.fd[1]);
+	EXPECT_EQ(2, ia.pending);
+	EXPECT_EQ(2, ia.active_conns);
+	EXPECT_EQ(8, ib.active_conns);
+	EXPECT_EQ(0, ib.pending);
+	/* B took connections while it had more than A: at least three. */
+	EXPECT_LE(3, more);
+
+	/* No limit: A has the fewest. */
+	ASSERT_EQ(0, request_pending(self->g.fd[0], REUSERPS_LEAST_CONNS, 0, 0,
+				     &cpu0, 1));
+	EXPECT_EQ(0, connect_where(_metadata, &self->g, variant->family,
+				   &c[n++]));
+	close_all(a, na);
+	close_all(c, n);
+}
+
+/*
+ * A stall moves connections only to a sibling with room.  A (fill first,
+ * cap 3, max_pending 1) stalls at once; B (cap 2) takes two and is full;
+ * then A takes the next ones as if it had no max_pending, up to its cap,
+ * with no SYN dropped.  With both at their cap, the cap holds: the next
+ * SYN is dropped.
+ */
+TEST_F(steer, max_pending_spills_only_to_room)
+{
+	int cpu0 = 0, c[8], n = 0, k, late;
+	struct reuserps_info ia, ib;
+	long drops = listen_drops();
+
+	ASSERT_LE(0, drops);
+	add_pending(_metadata, &self->g, variant->family, REUSERPS_FILL_FIRST,
+		    3, 1, &cpu0, 1);
+	add_pending(_metadata, &self->g, variant->family, REUSERPS_FILL_FIRST,
+		    2, 0, &cpu0, 1);
+	pin(_metadata, 0);
+	EXPECT_EQ(0, connect_where(_metadata, &self->g, variant->family,
+				   &c[n++]));
+	for (k = 0; k < 2; k++)
+		EXPECT_EQ(1, connect_where(_metadata, &self->g,
+					   variant->family, &c[n++]));
+	/* B is at its cap: A, stalled, is all there is. */
+	for (k = 0; k < 2; k++)
+		EXPECT_EQ(0, connect_where(_metadata, &self->g,
+					   variant->family, &c[n++]));
+	EXPECT_EQ(drops, listen_drops());
+	ia = info_of(_metadata, self->g.fd[0]);
+	ib = info_of(_metadata, self->g.fd[1]);
+	EXPECT_EQ(3, ia.pending);
+	EXPECT_EQ(3, ia.active_conns);
+	EXPECT_EQ(3, ia.total_conns);
+	EXPECT_EQ(2, ib.active_conns);
+	EXPECT_EQ(2, ib.total_conns);
+
+	/* Both at their cap: dropped, as without max_pending. */
+	late = connect_dropped(_metadata, &self->g, variant->family, drops);
+	EXPECT_EQ(3, info_of(_metadata, self->g.fd[0]).active_conns);
+	EXPECT_EQ(2, info_of(_metadata, self->g.fd[1]).active_conns);
+	close(late);
+	close_all(c, n);
+}
+
+/*
+ * The fallback passes a stalled listener over too: CPU 0's only listener
+ * A stalled (max_pending 1), CPU 0's connection goes to B, CPU 1's.  With
+ * both stalled, each CPU's connection goes to its own listener (nothing
+ * has room: as if there were no max_pending).  Once A accepts, CPU 1's
+ * connection, B stalled, falls back to A.
+ */
+TEST_F(steer, max_pending_fallback_passes_stalled)
+{
+	int cpu0 = 0, cpu1 = 1, c[6], n = 0;
+	long drops = listen_drops();
+
+	ASSERT_LE(0, drops);
+	add_pending(_metadata, &self->g, variant->family, REUSERPS_ROUND_ROBIN,
+		    0, 1, &cpu0, 1);
+	add_pending(_metadata, &self->g, variant->family, REUSERPS_ROUND_ROBIN,
+		    0, 1, &cpu1, 1);
+	pin(_metadata, 0);
+	EXPECT_EQ(0, connect_where(_metadata, &self->g, variant->family,
+				   &c[n++]));
+	EXPECT_EQ(1, connect_where(_metadata, &self->g, variant->family,
+				   &c[n++]));
+	EXPECT_EQ(0, connect_where(_metadata, &self->g, variant->family,
+				   &c[n++]));
+	pin(_metadata, 1);
+	EXPECT_EQ(1, connect_where(_metadata, &self->g, variant->family,
+				   &c[n++]));
+	EXPECT_EQ(2, accept_queue(&self->g, 0));
+	EXPECT_EQ(0, connect_where(_metadata, &self->g, variant->family,
+				   &c[n++]));
+	EXPECT_EQ(2, info_of(_metadata, self->g.fd[1]).pending);
+	EXPECT_EQ(drops, listen_drops());
+	close_all(c, n);
 }
 
 /* An IPv4 client of dual-stack IPv6 listeners is steered the same way. */
