@@ -16,19 +16,21 @@ import statistics
 import subprocess
 import sys
 
-MECHS = ["hash", "incpu", "cbpf", "ebpf", "rps_rr", "rps_ff"]
+MECHS = ["hash", "incpu", "cbpf", "ebpf", "bpf_peer", "rps_rr", "rps_ff"]
 LABEL = {
     "hash": "SO_REUSEPORT (hash)",
     "incpu": "SO_INCOMING_CPU",
     "cbpf": "CBPF (SKF_AD_CPU)",
     "ebpf": "eBPF sockarray",
+    "bpf_peer": "BPF peer (sk_reuseport + sockops)",
     "rps_rr": "SO_REUSERPS round robin",
     "rps_ff": "SO_REUSERPS fill first, cap",
     "rps_lc": "SO_REUSERPS least connections",
 }
 COLOR = {
     "hash": "#7f7f7f", "incpu": "#1f77b4", "cbpf": "#9467bd",
-    "ebpf": "#8c564b", "rps_rr": "#d62728", "rps_ff": "#ff7f0e",
+    "ebpf": "#8c564b", "bpf_peer": "#2ca02c", "rps_rr": "#d62728",
+    "rps_ff": "#ff7f0e",
 }
 SIZES = [4, 16, 64, 256]
 
@@ -485,6 +487,115 @@ def icount_section(d, add):
     return net, conn
 
 
+def incpu_section(net, add):
+    """SO_INCOMING_CPU before (base) and after the series' first patch,
+    which indexes a group's SO_INCOMING_CPU listeners by CPU."""
+    rows = [(m, k) for m, k in (("hash", "base"), ("incpu", "base"),
+                                ("incpu", "series"), ("rps_rr", "series"),
+                                ("bpf_peer", "series"))
+            if any(net(k, m, n) == net(k, m, n) for n in ISIZES)]
+    if not rows:
+        return
+    add("## SO_INCOMING_CPU, O(n) to O(1)\n")
+    add("The series' first patch gives a reuseport group a per-CPU index "
+        "of its SO_INCOMING_CPU listeners, so that selection stops "
+        "scanning the group.  Instructions per selection as above "
+        "(gcc), N listeners, N/4 per CPU, selection on CPU 0: before "
+        "(the base), after (the series), against plain hash and "
+        "SO_REUSERPS.  With several listeners per CPU the index keeps "
+        "today's rule, the first one at or after the hash's position, "
+        "with a binary search among the CPU's own.\n")
+    add("| selection | " + " | ".join(f"N={n}" for n in ISIZES[1:]) +
+        " | N=1024 / N=4 |")
+    add("|---|" + "---|" * len(ISIZES))
+    for m, k in rows:
+        v = [net(k, m, n) for n in ISIZES[1:]]
+        what = {"base": "before", "series": "after"}[k]
+        lab = LABEL[m] + ("" if m != "incpu" else f", {what}")
+        if m == "hash":
+            lab += " (base)"
+        add(f"| {lab} | " + " | ".join(fmt(x, 1) for x in v) +
+            f" | {fmt(v[-1] / v[0], 2)} |")
+    add("")
+
+
+def stall_section(g, add):
+    """A stalled worker: connections left in stopped workers' queues."""
+    rs = [r for r in g if r.get("test") == "stall" and "skipped" not in r]
+    if not rs:
+        return
+    add("## A stalled worker\n")
+    add("Two workers per CPU, each with its own listener of one "
+        "SO_REUSEPORT group, accepting and closing; one of each pair "
+        "stopped with SIGSTOP (the first listener of the pair, or the "
+        "second).  A client pinned to each CPU makes its connections; "
+        "then, once the running workers have drained their queues, the "
+        "connections still waiting in the stopped workers' accept "
+        "queues are counted (TCP_INFO of each listener).  SO_REUSERPS "
+        f"with max_pending {int(rs[0].get('max_pending', 0))}; locality "
+        "of the accepted ones.  Means over the repetitions.\n")
+    add("| mechanism | stopped worker | connections | left unaccepted | "
+        "most on one stopped worker | accepted locally | ListenDrops |")
+    add("|---|---|---|---|---|---|---|")
+    name = {"hash": "SO_REUSEPORT (hash)", "incpu": "SO_INCOMING_CPU",
+            "rps": "SO_REUSERPS, no max_pending",
+            "rps_pend": "SO_REUSERPS, max_pending"}
+    for m in ("hash", "incpu", "rps", "rps_pend"):
+        for pos in ("first", "second"):
+            mr = [r for r in rs if r["mech"] == m and
+                  r.get("stopped_pos") == pos]
+            if not mr:
+                continue
+            add(f"| {name[m]} | {pos} | {fmt(mean([r['conns'] for r in mr]), 0)}"
+                f" | {fmt(mean([r['unaccepted'] for r in mr]), 1)} | "
+                f"{fmt(mean([r['stalled_max'] for r in mr]), 1)} | "
+                f"{fmt(100 * mean([r['local'] for r in mr]), 1)}% | "
+                f"{fmt(mean([r['listen_drops'] for r in mr]), 1)} |")
+    add("")
+
+
+def exact_section(g, add):
+    """The BPF peer against SO_REUSERPS: counts after each life."""
+    rs = [r for r in g if r.get("test") == "bpf_exact"]
+    if not rs:
+        return
+    add("## Exact counts: SO_REUSERPS and its BPF peer\n")
+    add("`harness/bench/bpf`: the strongest BPF alternative we could "
+        "write, an `sk_reuseport` program (select or migrate) over a "
+        "REUSEPORT_SOCKARRAY with the same policies and caps, its live "
+        "counts kept by a cgroup sockops program (a listener's slot in "
+        "socket storage cloned into its children, counted at "
+        "PASSIVE_ESTABLISHED, uncounted at TCP_CLOSE, moved on "
+        "migration).  Each scenario runs on both (bpf_peer_exact): "
+        "expected is what the test knows exists, counted what the "
+        "mechanism says; over cap, connections a listener got beyond "
+        "its cap.  `hold` reserves a slot at the SYN for 2 s, as a BPF "
+        "program must to enforce a cap.\n")
+    add("| scenario | SO_REUSERPS expected / counted / over cap | "
+        "BPF peer expected / counted / over cap |")
+    add("|---|---|---|")
+    scen = []
+    for r in rs:
+        if r["scenario"] not in scen:
+            scen.append(r["scenario"])
+
+    def cell(r):
+        if not r:
+            return "-"
+        if r["expected"] < 0:
+            return "did not run"
+        mark = "exact" if r["exact"] and not r["over_cap"] else "**not exact**"
+        return (f"{int(r['expected'])} / {int(r['counted'])} / "
+                f"{int(r['over_cap'])} ({mark})")
+    for sc in scen:
+        a = next((r for r in rs if r["scenario"] == sc and
+                  r["mech"] == "rps"), None)
+        b = next((r for r in rs if r["scenario"] == sc and
+                  r["mech"] == "bpf"), None)
+        add(f"| {sc} | {cell(a)} | {cell(b)} |")
+    add("")
+
+
 def cost_section(d, add):
     """The v2 cost tables: sockets that do not use SO_REUSERPS in every
     state of its key, against the base; selection with all but one
@@ -629,6 +740,10 @@ def main():
     rps = rps_section(d, g, add)
 
     ics = icount_section(d, add)
+    if ics:
+        incpu_section(ics[0], add)
+    stall_section(g, add)
+    exact_section(g, add)
     cost_section(d, add)
     sim_section(d, add)
     big_section(d, add)

@@ -3,8 +3,10 @@
 # make bench: SO_REUSERPS against its peers in one guest boot.
 #
 #  1. the bench kernel: the gcc kernel of make and make check
-#     (harness/kernel.config, build/kbuild), without the tests and the
-#     debugging that would be timed too, with modules;
+#     (harness/kernel.config), without the tests and the debugging that
+#     would be timed too, with modules, and with cgroup BPF for the BPF
+#     peer's sockops program (harness/bench/kernel-bench.config), in
+#     build/kbuild-bench;
 #  2. the selection timer module, the benchmark program, the preload
 #     library, nginx and wrk with their libraries, in the guest's root;
 #  3. one 4-vCPU guest boot runs harness/bench/guest-bench.sh;
@@ -17,7 +19,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 build=${BUILD:-$repo/build}
 out=$build/bench
-kout=$build/kbuild
+kout=$build/kbuild-bench
+kfrags="$here/kernel.config $here/bench/kernel-bench.config"
 cpus=${CPUS:-4}
 secs=${BENCH_SECS:-2}
 reps=${BENCH_REPS:-5}
@@ -57,7 +60,7 @@ if [ ${#need[@]} -gt 0 ]; then
 		--no-install-recommends "${need[@]}" >"$build/logs/bench-apt.log"
 fi
 
-KOUT=$kout KFRAGS="$here/kernel.config" \
+KOUT=$kout KFRAGS="$kfrags" \
 	kbuild_timed series "$kout" "$here/kbuild.sh" bzImage headers modules
 hdr=$kout/usr/include
 
@@ -67,8 +70,13 @@ mkdir -p "$out/kmod" "$out/root/usr/lib" "$out/root/etc/nginx" \
 cp "$here/bench/kmod/reuserps_select_bench.c" "$out/kmod/"
 echo "obj-m += reuserps_select_bench.o" >"$out/kmod/Makefile"
 make -s -C "$build/linux" O="$kout" "${KMAKE_VARS[@]}" M="$out/kmod" modules
-gcc -static -O2 -Wall -Werror -isystem "$hdr" -o "$out/reuserps_bench" \
-	"$here/bench/reuserps_bench.c" -lpthread -lm
+# The BPF peer (harness/bench/bpf), which reuserps_bench runs as the
+# mechanism "bpf" and whose bpf_peer_exact compares live counts.
+"$here/bench/bpf/build.sh" "$build/linux" "$hdr" "$out/bpf"
+gcc -static -O2 -Wall -Werror -isystem "$hdr" -I"$here/bench/bpf" \
+	-I"$out/bpf/libbpf/include" -o "$out/reuserps_bench" \
+	"$here/bench/reuserps_bench.c" "$out/bpf/bpf_peer.o" \
+	"$out/bpf/libbpf/lib64/libbpf.a" -lelf -lz -lpthread -lm
 make -s -C "$repo/tools/net/reuserps" EXTRA_CFLAGS="-isystem $hdr" \
 	OUTPUT="$out/root/usr/lib/"
 make -s -C "$repo/preload" EXTRA_CFLAGS="-isystem $hdr" \
@@ -92,7 +100,7 @@ printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n' \
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$out/root/etc/group"
 mkdir -p "$out/root/tests"
 cp "$out/kmod/reuserps_select_bench.ko" "$out/reuserps_bench" \
-	"$out/root/tests/"
+	"$out/bpf/bpf_peer_exact" "$out/root/tests/"
 echo "bench 1500 $here/bench/guest-bench.sh $secs $reps 5 $timed_reps" \
 	>"$out/manifest"
 
@@ -132,20 +140,21 @@ if [ ! -f "$build/linux-base/Makefile" ]; then
 	git -C "$build/linux" worktree add -q --detach "$build/linux-base" base
 fi
 KSRC=$build/linux-base KOUT=$base_out \
-	KFRAGS="$here/kernel.config" \
+	KFRAGS="$kfrags" \
 	kbuild_timed base "$base_out" "$here/kbuild.sh" --no-verify \
 	bzImage modules >"$build/logs/bench-base.log"
 # And the bench kernel built with clang, whose Rust inlines the kernel
 # crate's C helpers (CONFIG_RUST_INLINE_HELPERS): with gcc, every atomic
 # operation of the Rust core is a call.
 llvm_out=$build/kbuild-bench-llvm
-KOUT=$llvm_out kbuild_timed llvm "$llvm_out" "$here/bench/kbuild-llvm.sh" \
+KOUT_FROM=$kout KOUT=$llvm_out \
+	kbuild_timed llvm "$llvm_out" "$here/bench/kbuild-llvm.sh" \
 	>"$build/logs/bench-llvm.log"
 : >"$out/icount.log"
-icount series "$build/linux" "$kout" hash,incpu,cbpf,ebpf,rps_rr,rps_ff
+icount series "$build/linux" "$kout" hash,incpu,cbpf,ebpf,bpf_peer,rps_rr,rps_ff
 icount base "$build/linux-base" "$base_out" hash,incpu,cbpf,ebpf
 KLLVM=-19 . "$here/toolchain.sh"
-icount llvm "$build/linux" "$llvm_out" hash,incpu,cbpf,ebpf,rps_rr,rps_ff
+icount llvm "$build/linux" "$llvm_out" hash,incpu,cbpf,ebpf,bpf_peer,rps_rr,rps_ff
 
 # The Rust core on the host: instructions per selection.
 cargo build -q --release --manifest-path "$repo/Cargo.toml" \

@@ -10,6 +10,10 @@
 #    its `settings` file;
 #  - reuserps-stat, and harness/stat/reuserps_stat_json.c, which checks
 #    its -j output against the kernel's counts;
+#  - harness/bench/bpf's bpf_peer_exact: the same connection lives on
+#    SO_REUSERPS and on its strongest BPF peer; SO_REUSERPS must count
+#    each exactly and hold its caps, the peer must load and run (what it
+#    counts is make bench's to report);
 #  - the upstream reuseport family of the base tree (reuseport_bpf,
 #    reuseport_bpf_cpu, reuseport_bpf_numa, reuseport_dualstack,
 #    reuseport_addr_any, so_incoming_cpu): a change to reuseport's lookup
@@ -70,6 +74,11 @@ gcc "${cflags[@]}" -Werror -o "$out/extra/tests/reuserps-stat" \
 gcc "${cflags[@]}" -Werror -o "$out/reuserps_stat_json" \
 	"$here/stat/reuserps_stat_json.c" -lpthread
 echo "reuserps_stat_json $((60 * slow)) $out/reuserps_stat_json" >>"$manifest"
+
+# The BPF peer (libbpf from the tree, the program built with clang).
+"$here/bench/bpf/build.sh" "$src" "$hdr" "$build/bpf"
+cp "$build/bpf/bpf_peer_exact" "$out/"
+echo "bpf_peer_exact $((120 * slow)) $out/bpf_peer_exact" >>"$manifest"
 
 # The upstream reuseport family, compiled directly (the net/ Makefile
 # builds far more), with the libraries net/Makefile gives them.

@@ -17,7 +17,7 @@ bindgen_ver=0.71.1
 
 pkgs=(
 	build-essential flex bison bc cpio kmod
-	libelf-dev libssl-dev libclang-19-dev clang-19 lld-19 llvm-19
+	libelf-dev zlib1g-dev libssl-dev libclang-19-dev clang-19 lld-19 llvm-19
 	qemu-system-x86 busybox-static python3-venv python3-ply python3-git
 	codespell git perl ccache libnuma-dev udev rsync
 	"rustc-web=$rustver" "rust-web-src=$rustver"

@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 # Runs in the bench guest (see harness/bench.sh): connections steered by
-# RPS, live counts of one CPU's listeners, the micro benchmarks, then nginx under wrk with and without
+# RPS, live counts of one CPU's listeners, the micro benchmarks, a stalled
+# worker, the BPF peer's exactness, then nginx under wrk with and without
 # SO_REUSERPS.  Results are lines starting with "R ".
 # REPS repeats the counted runs (under RPS); TIMED_REPS the timed ones
 # (the loopback rates and the servers), which only rank ratios.
@@ -17,6 +18,12 @@ insmod /tests/reuserps_select_bench.ko || echo "R test=select insmod=failed"
 # One CPU, four listeners, heavy-tailed lifetimes: live counts apart.
 /tests/reuserps_bench live "${LIVE_CONNS:-6000}" 256 || exit 1
 /tests/reuserps_bench "$SECS" "$TIMED_REPS" || exit 1
+# Two workers per CPU, one stopped (SIGSTOP): connections left waiting in
+# the stopped workers' accept queues, by mechanism, for either worker.
+/tests/reuserps_bench stall "${STALL_CONNS:-400}" "$REPS" all both || exit 1
+# The same connection lives on SO_REUSERPS and on the BPF peer: does
+# each count exactly what exists, and hold its caps?
+/tests/bpf_peer_exact || exit 1
 
 ncpu=$(grep -c ^processor /proc/cpuinfo)
 

@@ -41,6 +41,7 @@
 #include <linux/bpf.h>
 #include <linux/filter.h>
 #include <linux/reuserps.h>
+#include "bpf_peer.h"
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -69,9 +70,9 @@
 #define MAX_CPUS	64
 #define MAX_SAMPLES	(1 << 20)
 
-enum mech { HASH, INCPU, CBPF, EBPF, RPS_RR, RPS_FF, NMECH };
+enum mech { HASH, INCPU, CBPF, EBPF, BPF_PEER, RPS_RR, RPS_FF, NMECH };
 static const char *const mech_name[NMECH] = {
-	"hash", "incpu", "cbpf", "ebpf", "rps_rr", "rps_ff",
+	"hash", "incpu", "cbpf", "ebpf", "bpf_peer", "rps_rr", "rps_ff",
 };
 
 static int ncpus;
@@ -141,6 +142,7 @@ struct group {
 	int cpu[MAX_L];		/* the CPU listener i serves */
 	struct sockaddr_in addr;
 	int map_fd, prog_fd;
+	struct peer peer;	/* BPF_PEER */
 };
 
 static int bpf(int cmd, union bpf_attr *attr)
@@ -307,6 +309,16 @@ static void group_open(struct group *g, enum mech m, int n, int cap)
 		attach_cbpf(g);
 	if (m == EBPF)
 		attach_ebpf(g);
+	if (m == BPF_PEER) {
+		static const unsigned int nocaps[MAX_L];
+		int err = peer_open(&g->peer, PEER_ROUND_ROBIN, g->fd, g->cpu,
+				    nocaps, n);
+
+		if (err) {
+			errno = -err;
+			die("peer_open");
+		}
+	}
 }
 
 static void group_close(struct group *g)
@@ -315,6 +327,8 @@ static void group_close(struct group *g)
 
 	for (i = 0; i < g->n; i++)
 		close(g->fd[i]);
+	if (g->m == BPF_PEER)
+		peer_close(&g->peer);
 	if (g->m == EBPF) {
 		close(g->prog_fd);
 		close(g->map_fd);
