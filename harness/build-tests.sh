@@ -16,8 +16,9 @@
 #    counts is make bench's to report);
 #  - the upstream reuseport family of the base tree (reuseport_bpf,
 #    reuseport_bpf_cpu, reuseport_bpf_numa, reuseport_dualstack,
-#    reuseport_addr_any, so_incoming_cpu): a change to reuseport's lookup
-#    must not break the users who do not ask for SO_REUSERPS;
+#    reuseport_addr_any, so_incoming_cpu) and the series' own
+#    so_incoming_cpu_index: a change to reuseport's lookup must not break
+#    the users who do not ask for SO_REUSERPS;
 #  - last, harness/kmemleak-check.sh: no leak after all of them.
 set -euo pipefail
 
@@ -85,7 +86,8 @@ echo "bpf_peer_exact $((120 * slow)) $out/bpf_peer_exact" >>"$manifest"
 net=$src/tools/testing/selftests/net
 tmo=240 # net/settings says 3600: for the whole of net/, not these.
 for p in reuseport_bpf reuseport_bpf_cpu reuseport_bpf_numa \
-	reuseport_dualstack reuseport_addr_any so_incoming_cpu; do
+	reuseport_dualstack reuseport_addr_any so_incoming_cpu \
+	so_incoming_cpu_index; do
 	libs=(-lpthread)
 	[ "$p" = reuseport_bpf_numa ] && libs+=(-lnuma)
 	# As lib.mk builds them (-D_GNU_SOURCE=), without -Werror: their

@@ -85,6 +85,21 @@ sys.exit(not (c["skip"] > 0 and c["pass"] == 0 and c["fail"] == 0))' "$c"
 	fi
 }
 
+# The first two commits alone (the SO_INCOMING_CPU index and its test)
+# on the base: their kernel passes upstream's reuseport family and the
+# new test without the rest of the series (harness/first-patch.sh).
+first_patch() {
+	if ! stage kernel-first "$here/first-patch.sh"; then
+		add_counts 0 1 0
+		return
+	fi
+	stage selftests-first "$here/guest.py" --name selftests-first \
+		--cpus "$cpus" --numa \
+		--kernel "$build/kbuild-first/arch/x86/boot/bzImage" \
+		--manifest "$build/tests-first/first.manifest"
+	guest_counts selftests-first
+}
+
 t_start=$(date +%s)
 built=0
 debug=0
@@ -170,6 +185,7 @@ if [ "$debug" = 1 ]; then
 			--manifest "$build/tests/selftests.manifest"
 		guest_counts selftests
 		selftests_off
+		first_patch
 	else
 		add_counts 0 1 0
 	fi

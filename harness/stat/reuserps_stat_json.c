@@ -937,6 +937,8 @@ static void check_listener(const struct jval *arr, const struct listener *l,
 	check_u64(o, "active_conns", l, l->info.active_conns,
 		  expect_active(l));
 	check_u64(o, "total_conns", l, l->info.total_conns, l->accepted);
+	check_u64(o, "max_pending", l, l->info.max_pending, 0);
+	check_u64(o, "pending", l, l->info.pending, -1);
 	/* Only the CPU 0 listeners were ever full, once: the 6th request. */
 	check_u64(o, "full_skips", l, l->info.full_skips,
 		  l->max_conns ? 1 : 0);

@@ -72,11 +72,13 @@ int peer_open_opts(struct peer *p, int policy, const int *fds,
 	struct peer_cfg cfg = { .policy = policy, .nslots = n };
 	struct bpf_program *sel, *cnt;
 	struct peer_range r;
-	int i, err, fd, map;
+	int i, err, fd, map, own;
 	__u32 k;
 
 	memset(p, 0, sizeof(*p));
 	p->cg_fd = -1;
+	/* a CPU's range is at most the group: PEER_MAX_PER_CPU covers it */
+	_Static_assert(PEER_MAX_PER_CPU >= PEER_MAX_SLOTS, "per-CPU scan");
 	if (n <= 0 || n > PEER_MAX_SLOTS || policy < 0 ||
 	    policy > PEER_LEAST_CONNS)
 		return -EINVAL;
@@ -136,6 +138,8 @@ int peer_open_opts(struct peer *p, int policy, const int *fds,
 	/* Each listener: its slot in the sockarray (it must be listening)
 	 * and in its sk_storage, which every child inherits.
 	 */
+	map = bpf_object__find_map_fd_by_name(p->obj, "socks");
+	own = bpf_object__find_map_fd_by_name(p->obj, "owner");
 	for (i = 0; i < n; i++) {
 		struct peer_owner ow = { .slot = i };
 		__u64 v = fds[i];
@@ -147,12 +151,9 @@ int peer_open_opts(struct peer *p, int policy, const int *fds,
 			       &len))
 			return fail(p, -errno);
 		k = i;
-		map = bpf_object__find_map_fd_by_name(p->obj, "socks");
 		if (bpf_map_update_elem(map, &k, &v, BPF_NOEXIST))
 			return fail(p, -errno);
-		map = bpf_object__find_map_fd_by_name(p->obj, "owner");
-		fd = fds[i];
-		if (bpf_map_update_elem(map, &fd, &ow, BPF_NOEXIST))
+		if (bpf_map_update_elem(own, &fds[i], &ow, BPF_NOEXIST))
 			return fail(p, -errno);
 	}
 	p->n = n;

@@ -8,9 +8,9 @@
 
 #include <linux/types.h>
 
-#define PEER_MAX_SLOTS		64	/* listeners in one group */
-#define PEER_MAX_CPUS		64	/* CPUs the config map covers */
-#define PEER_MAX_PER_CPU	16	/* listeners scanned on one CPU */
+#define PEER_MAX_SLOTS		1024	/* listeners in one group */
+#define PEER_MAX_CPUS		256	/* CPUs the config map covers */
+#define PEER_MAX_PER_CPU	1024	/* listeners scanned on one CPU */
 #define PEER_MAX_CONNS		65536	/* live connections tracked */
 #define PEER_MAX_REQS		65536	/* reservations (hold mode) */
 

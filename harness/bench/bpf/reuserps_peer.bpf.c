@@ -252,86 +252,165 @@ __noinline int unreserve_slot(__u32 k, __u64 e)
 	return 0;
 }
 
+/* Slots a selection tried already (their listener closed, or their last
+ * room went to another SYN): up to PICK_TRIES, in any order.
+ */
+#define PICK_TRIES	8
+
+struct peer_excl {
+	__u32 n;
+	__u32 k[PICK_TRIES];
+};
+
+static __always_inline int excluded(const struct peer_excl *x, __u32 k)
+{
+	__u32 j, n;
+
+	if (!x)
+		return 0;
+	n = x->n;
+	for (j = 0; j < PICK_TRIES; j++) {
+		if (j >= n)
+			break;
+		if (x->k[j] == k)
+			return 1;
+	}
+	return 0;
+}
+
+/* What a scan of slots (bpf_loop() callbacks) reads and finds. */
+struct scan {
+	const struct peer_excl *x;
+	__u64 e;
+	__u32 policy;
+	__u32 first;		/* per CPU: slots first .. first + n - 1, */
+	__u32 n;		/* from position tv in turn */
+	__u32 tv;
+	__u32 nslots;		/* any: slots from start on, modulo nslots */
+	__u32 start;
+	__u32 best;		/* ~0U: none yet */
+	__u32 besti;		/* its position in the CPU's range */
+	__u32 bestocc;
+};
+
+/*
+ * Position @i in turn of the CPU's range (0: the first choice).  Round
+ * robin and fill first stop (1) at the first slot with room; least
+ * connections keeps the fewest (strict <: ties go to the earliest in
+ * turn) and goes on.  A slot at its cap is passed over (full_skips).
+ */
+static __always_inline long visit(struct scan *sc, __u32 i)
+{
+	__u32 idx = i, k, o;
+	struct peer_slot *s;
+
+	if (sc->policy != PEER_FILL_FIRST) {
+		idx = sc->tv + i;		/* tv, i < n */
+		if (idx >= sc->n)
+			idx -= sc->n;
+	}
+	k = sc->first + idx;
+	s = slot_of(k);
+	if (!s || excluded(sc->x, k))
+		return 0;
+	if (!has_room(s, sc->e)) {
+		__sync_fetch_and_add(&s->full_skips, 1);
+		return 0;
+	}
+	if (sc->policy != PEER_LEAST_CONNS) {
+		sc->best = k;
+		sc->besti = idx;
+		return 1;
+	}
+	o = occupancy(s, sc->e);
+	if (o < sc->bestocc) {
+		sc->bestocc = o;
+		sc->best = k;
+		sc->besti = idx;
+	}
+	return 0;
+}
+
+/* bpf_loop() callbacks: the verifier checks each once, whatever the
+ * number of slots.
+ */
+static long scan_cpu(__u64 i, void *ctx)
+{
+	return visit(ctx, i + 1);	/* position 0 was visited inline */
+}
+
+static long scan_any(__u64 i, void *ctx)
+{
+	struct scan *sc = ctx;
+	struct peer_slot *s;
+	__u32 k = sc->start + i;	/* start, i < nslots */
+
+	if (k >= sc->nslots)
+		k -= sc->nslots;
+	s = slot_of(k);
+	if (!s || excluded(sc->x, k) || !has_room(s, sc->e))
+		return 0;
+	sc->best = k;
+	return 1;
+}
+
 /*
  * The slot for a connection of CPU @cpu by the policy among its slots
  * with room; else any slot with room from @hash on; -1 if none.  Slots
- * in @excl (bits) were tried already.  Advances the CPU's turn.
+ * in @x (may be NULL: none) were tried already.  Advances the CPU's turn.
+ *
+ * The common case, the CPU's first choice has room (round robin, fill
+ * first, or least connections with one listener on the CPU), is decided
+ * inline; only the rest of the CPU's range (always, for least
+ * connections with several listeners) and the whole-group fallback run
+ * bpf_loop().
  */
-__noinline int candidate(__u32 cpu, __u64 e, __u32 hash, __u64 excl)
+__noinline int candidate(__u32 cpu, __u64 e, __u32 hash,
+			 const struct peer_excl *x)
 {
 	struct peer_range *r = bpf_map_lookup_elem(&cpus, &cpu);
 	__u32 zero = 0, *t = bpf_map_lookup_elem(&turn, &zero);
 	struct peer_cfg *c = bpf_map_lookup_elem(&cfg, &zero);
-	__u32 i, n, start, policy, nslots;
+	struct scan sc;
+	__u32 nslots;
 
 	if (!c)
 		return -1;
-	policy = c->policy;
+	sc.x = x;
+	sc.e = e;
+	sc.policy = c->policy;
+	sc.best = ~0U;
 	nslots = c->nslots;
 
 	if (r && t && r->n) {
-		__u32 first = r->first, tv = *t, best = ~0U, besti = 0;
-		__u32 bestocc = ~0U;
+		__u32 n = r->n, tv = *t;
 
-		n = r->n;
 		if (n > PEER_MAX_PER_CPU)
 			n = PEER_MAX_PER_CPU;
 		if (tv >= n)
 			tv = 0;
-		for (i = 0; i < PEER_MAX_PER_CPU; i++) {
-			__u32 idx, k, o;
-			struct peer_slot *s;
-
-			if (i >= n)
-				break;
-			idx = policy == PEER_FILL_FIRST ? i : (tv + i) % n;
-			k = first + idx;
-			s = slot_of(k);
-			if (!s || (excl >> (k & 63)) & 1)
-				continue;
-			if (!has_room(s, e)) {
-				__sync_fetch_and_add(&s->full_skips, 1);
-				continue;
-			}
-			if (policy != PEER_LEAST_CONNS) {
-				if (policy == PEER_ROUND_ROBIN)
-					*t = (idx + 1) % n;
-				return k;
-			}
-			/* strict <: ties go to the earliest in turn */
-			o = occupancy(s, e);
-			if (o < bestocc) {
-				bestocc = o;
-				best = k;
-				besti = idx;
-			}
-		}
-		if (best != ~0U) {
-			*t = (besti + 1) % n;
-			return best;
+		sc.first = r->first;
+		sc.n = n;
+		sc.tv = tv;
+		sc.besti = 0;
+		sc.bestocc = ~0U;
+		if ((!visit(&sc, 0) || sc.policy == PEER_LEAST_CONNS) && n > 1)
+			bpf_loop(n - 1, scan_cpu, &sc, 0);
+		if (sc.best != ~0U) {
+			if (sc.policy != PEER_FILL_FIRST)
+				*t = sc.besti + 1 == n ? 0 : sc.besti + 1;
+			return sc.best;
 		}
 	}
 
 	/* The CPU has no listener with room: any slot with room. */
 	if (!nslots || nslots > PEER_MAX_SLOTS)
 		return -1;
-	start = hash % nslots;
-	for (i = 0; i < PEER_MAX_SLOTS; i++) {
-		__u32 k;
-		struct peer_slot *s;
-
-		if (i >= nslots)
-			break;
-		k = (start + i) % nslots;
-		s = slot_of(k);
-		if (!s || (excl >> (k & 63)) & 1 || !has_room(s, e))
-			continue;
-		return k;
-	}
-	return -1;
+	sc.nslots = nslots;
+	sc.start = hash % nslots;
+	bpf_loop(nslots, scan_any, &sc, 0);
+	return sc.best == ~0U ? -1 : (int)sc.best;
 }
-
-#define PICK_TRIES	8
 
 /*
  * Hands the connection to the listener of candidate(), reserving a slot
@@ -344,25 +423,29 @@ static __always_inline int pick(struct sk_reuseport_md *md,
 				struct peer_cfg *c, __u32 cpu, __u64 e,
 				__u32 hash, int resv)
 {
-	__u64 excl = 0;
+	struct peer_excl x, *xp = NULL;	/* NULL: nothing tried yet */
 	int i, k;
 
 	for (i = 0; i < PICK_TRIES; i++) {
 		__u32 key;
 
-		k = candidate(cpu, e, hash, excl);
+		k = candidate(cpu, e, hash, xp);
 		if (k < 0)
 			return -1;
-		if (resv && !reserve_slot(k, e)) {
-			excl |= 1ULL << (k & 63);
-			continue;
-		}
+		if (resv && !reserve_slot(k, e))
+			goto next;
 		key = k;
 		if (!bpf_sk_select_reuseport(md, &socks, &key, 0))
 			return k;
 		if (resv)
 			unreserve_slot(k, e);
-		excl |= 1ULL << (k & 63);
+next:
+		if (!xp) {
+			__builtin_memset(&x, 0, sizeof(x));
+			xp = &x;
+		}
+		x.k[i] = k;
+		x.n = i + 1;
 	}
 	return -1;
 }

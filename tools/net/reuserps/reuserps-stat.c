@@ -102,6 +102,8 @@ struct listener {
 	unsigned int nr_words;
 	__u32 policy;
 	__u32 max_conns;
+	__u32 max_pending;
+	__u32 pending;		/* its accept queue (idiag_rqueue) */
 	__u32 active;
 	__u32 inode;
 	__u32 ifindex;
@@ -247,6 +249,9 @@ static void parse_reuserps(struct listener *l, const struct rtattr *nest)
 		case REUSERPS_DIAG_ACTIVE:
 			l->active = get_u32(a, 0);
 			break;
+		case REUSERPS_DIAG_MAX_PENDING:
+			l->max_pending = get_u32(a, 0);
+			break;
 		case REUSERPS_DIAG_TOTAL:
 			l->total = get_u64(a);
 			break;
@@ -309,6 +314,7 @@ static void parse_msg(struct table *t, const struct nlmsghdr *nlh,
 	l->family = family;
 	l->port = ntohs(r->id.idiag_sport);
 	l->inode = r->idiag_inode;
+	l->pending = r->idiag_rqueue;
 	l->ifindex = r->id.idiag_if;
 	l->cookie = (unsigned long long)r->id.idiag_cookie[1] << 32 |
 		    r->id.idiag_cookie[0];
@@ -701,7 +707,7 @@ static char *users_of(const struct listener *l)
 
 enum {
 	COL_ADDR, COL_PORT, COL_CPUS, COL_POLICY, COL_CAP, COL_ACTIVE,
-	COL_TOTAL, COL_SKIPS, COL_NEW, COL_PROC, NR_COLS
+	COL_QUEUE, COL_TOTAL, COL_SKIPS, COL_NEW, COL_PROC, NR_COLS
 };
 
 /* As ss: the address right-aligned up to its ':', the port after it. */
@@ -716,6 +722,7 @@ static const struct {
 	[COL_POLICY]	= { "Policy", "  ", false },
 	[COL_CAP]	= { "Cap", "  ", true },
 	[COL_ACTIVE]	= { "Active", "  ", true },
+	[COL_QUEUE]	= { "Queue", "  ", true },
 	[COL_TOTAL]	= { "Total", "  ", true },
 	[COL_SKIPS]	= { "Skips", "  ", true },
 	[COL_NEW]	= { "+New", "  ", true },
@@ -749,6 +756,11 @@ static void fill_row(char **row, const struct listener *l,
 	else
 		append(&row[COL_CAP], "-");
 	append(&row[COL_ACTIVE], "%u", l->active);
+	/* Unaccepted connections, against max_pending if it has one. */
+	if (l->max_pending)
+		append(&row[COL_QUEUE], "%u/%u", l->pending, l->max_pending);
+	else
+		append(&row[COL_QUEUE], "%u", l->pending);
 	append(&row[COL_TOTAL], "%llu", l->total);
 	append(&row[COL_SKIPS], "%llu", l->skips);
 	if (l->new_known)
@@ -915,6 +927,8 @@ static void json_listener(const struct listener *l, const struct opts *o)
 		fputs("null", stdout);
 	printf(",\"max_conns\":%u,\"active_conns\":%u", l->max_conns,
 	       l->active);
+	printf(",\"max_pending\":%u,\"pending\":%u", l->max_pending,
+	       l->pending);
 	printf(",\"total_conns\":%llu,\"full_skips\":%llu", l->total,
 	       l->skips);
 	if (o->interval) {
