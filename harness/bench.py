@@ -16,10 +16,12 @@ import statistics
 import subprocess
 import sys
 
-MECHS = ["hash", "incpu", "cbpf", "ebpf", "bpf_peer", "rps_rr", "rps_ff"]
+MECHS = ["hash", "incpu", "incpu_n", "cbpf", "ebpf", "bpf_peer", "rps_rr",
+         "rps_ff"]
 LABEL = {
     "hash": "SO_REUSEPORT (hash)",
     "incpu": "SO_INCOMING_CPU",
+    "incpu_n": "SO_INCOMING_CPU, listener i for CPU id i",
     "cbpf": "CBPF (SKF_AD_CPU)",
     "ebpf": "eBPF sockarray",
     "bpf_peer": "BPF peer (sk_reuseport + sockops)",
@@ -28,7 +30,8 @@ LABEL = {
     "rps_lc": "SO_REUSERPS least connections",
 }
 COLOR = {
-    "hash": "#7f7f7f", "incpu": "#1f77b4", "cbpf": "#9467bd",
+    "hash": "#7f7f7f", "incpu": "#1f77b4", "incpu_n": "#17becf",
+    "cbpf": "#9467bd",
     "ebpf": "#8c564b", "bpf_peer": "#2ca02c", "rps_rr": "#d62728",
     "rps_ff": "#ff7f0e",
 }
@@ -491,7 +494,8 @@ def incpu_section(net, add):
     """SO_INCOMING_CPU before (base) and after the series' first patch,
     which indexes a group's SO_INCOMING_CPU listeners by CPU."""
     rows = [(m, k) for m, k in (("hash", "base"), ("incpu", "base"),
-                                ("incpu", "series"), ("rps_rr", "series"),
+                                ("incpu", "series"), ("incpu_n", "base"),
+                                ("incpu_n", "series"), ("rps_rr", "series"),
                                 ("bpf_peer", "series"))
             if any(net(k, m, n) == net(k, m, n) for n in ISIZES)]
     if not rows:
@@ -504,14 +508,17 @@ def incpu_section(net, add):
         "(the base), after (the series), against plain hash and "
         "SO_REUSERPS.  With several listeners per CPU the index keeps "
         "today's rule, the first one at or after the hash's position, "
-        "with a binary search among the CPU's own.\n")
+        "with a binary search among the CPU's own: N/4 of them here.  "
+        "`listener i for CPU id i` is one listener per CPU as on an "
+        "N-CPU machine, seen from CPU 0 (ids past this guest's 4 CPUs "
+        "never match, as other CPUs' listeners never match CPU 0).\n")
     add("| selection | " + " | ".join(f"N={n}" for n in ISIZES[1:]) +
         " | N=1024 / N=4 |")
     add("|---|" + "---|" * len(ISIZES))
     for m, k in rows:
         v = [net(k, m, n) for n in ISIZES[1:]]
         what = {"base": "before", "series": "after"}[k]
-        lab = LABEL[m] + ("" if m != "incpu" else f", {what}")
+        lab = LABEL[m] + ("" if not m.startswith("incpu") else f", {what}")
         if m == "hash":
             lab += " (base)"
         add(f"| {lab} | " + " | ".join(fmt(x, 1) for x in v) +
@@ -532,8 +539,14 @@ def stall_section(g, add):
         "then, once the running workers have drained their queues, the "
         "connections still waiting in the stopped workers' accept "
         "queues are counted (TCP_INFO of each listener).  SO_REUSERPS "
-        f"with max_pending {int(rs[0].get('max_pending', 0))}; locality "
-        "of the accepted ones.  Means over the repetitions.\n")
+        f"with max_pending "
+        f"{int(max(r.get('max_pending', 0) for r in rs))}; locality "
+        "of the accepted ones.  Means over the repetitions.  With "
+        "max_pending a stopped worker keeps more than max_pending when, "
+        "in a burst, its running sibling's queue reaches max_pending too: "
+        "then both are passed over, and the connection goes to another "
+        "CPU's listener (the locality lost) or, none having room, back "
+        "to the CPU's own by turn.\n")
     add("| mechanism | stopped worker | connections | left unaccepted | "
         "most on one stopped worker | accepted locally | ListenDrops |")
     add("|---|---|---|---|---|---|---|")
@@ -568,9 +581,11 @@ def exact_section(g, add):
         "PASSIVE_ESTABLISHED, uncounted at TCP_CLOSE, moved on "
         "migration).  Each scenario runs on both (bpf_peer_exact): "
         "expected is what the test knows exists, counted what the "
-        "mechanism says; over cap, connections a listener got beyond "
-        "its cap.  `hold` reserves a slot at the SYN for 2 s, as a BPF "
-        "program must to enforce a cap.\n")
+        "mechanism says (the live connections at the end of the "
+        "scenario's main phase: in the floods, those that got in); over "
+        "cap, connections a listener got beyond its cap.  `hold`: the "
+        "peer reserves a slot at the SYN for 2 s, as a BPF program must "
+        "to enforce a cap.\n")
     add("| scenario | SO_REUSERPS expected / counted / over cap | "
         "BPF peer expected / counted / over cap |")
     add("|---|---|---|")
@@ -592,7 +607,14 @@ def exact_section(g, add):
                   r["mech"] == "rps"), None)
         b = next((r for r in rs if r["scenario"] == sc and
                   r["mech"] == "bpf"), None)
-        add(f"| {sc} | {cell(a)} | {cell(b)} |")
+        cb = cell(b)
+        # Fewer connections got in than on SO_REUSERPS, none over a cap:
+        # the peer refused legitimate clients.
+        if a and b and 0 <= b["expected"] < a["expected"] and \
+                not b["over_cap"]:
+            cb += (f" **clients locked out**: {int(b['expected'])} got in, "
+                   f"{int(a['expected'])} on SO_REUSERPS")
+        add(f"| {sc} | {cell(a)} | {cb} |")
     add("")
 
 

@@ -151,10 +151,10 @@ KOUT_FROM=$kout KOUT=$llvm_out \
 	kbuild_timed llvm "$llvm_out" "$here/bench/kbuild-llvm.sh" \
 	>"$build/logs/bench-llvm.log"
 : >"$out/icount.log"
-icount series "$build/linux" "$kout" hash,incpu,cbpf,ebpf,bpf_peer,rps_rr,rps_ff
-icount base "$build/linux-base" "$base_out" hash,incpu,cbpf,ebpf
+icount series "$build/linux" "$kout" hash,incpu,incpu_n,cbpf,ebpf,bpf_peer,rps_rr,rps_ff
+icount base "$build/linux-base" "$base_out" hash,incpu,incpu_n,cbpf,ebpf
 KLLVM=-19 . "$here/toolchain.sh"
-icount llvm "$build/linux" "$llvm_out" hash,incpu,cbpf,ebpf,bpf_peer,rps_rr,rps_ff
+icount llvm "$build/linux" "$llvm_out" hash,incpu,incpu_n,cbpf,ebpf,bpf_peer,rps_rr,rps_ff
 
 # The Rust core on the host: instructions per selection.
 cargo build -q --release --manifest-path "$repo/Cargo.toml" \

@@ -5,8 +5,10 @@
  * Mechanisms, each over the same listeners and the same load:
  *   hash      plain SO_REUSEPORT
  *   incpu     SO_REUSEPORT + SO_INCOMING_CPU on each listener
+ *   incpu_n   the same, listener i for CPU id i (selection counts only)
  *   cbpf      SO_ATTACH_REUSEPORT_CBPF returning the CPU (SKF_AD_CPU)
  *   ebpf      sk_reuseport program, REUSEPORT_SOCKARRAY indexed by CPU
+ *   bpf_peer  harness/bench/bpf: SO_REUSERPS's policies and caps in BPF
  *   rps_rr    SO_REUSERPS round robin
  *   rps_ff    SO_REUSERPS fill first, capped
  *
@@ -70,10 +72,26 @@
 #define MAX_CPUS	64
 #define MAX_SAMPLES	(1 << 20)
 
-enum mech { HASH, INCPU, CBPF, EBPF, BPF_PEER, RPS_RR, RPS_FF, NMECH };
-static const char *const mech_name[NMECH] = {
-	"hash", "incpu", "cbpf", "ebpf", "bpf_peer", "rps_rr", "rps_ff",
+enum mech {
+	HASH, INCPU, INCPU_N, CBPF, EBPF, BPF_PEER, RPS_RR, RPS_FF, NMECH
 };
+static const char *const mech_name[NMECH] = {
+	"hash", "incpu", "incpu_n", "cbpf", "ebpf", "bpf_peer", "rps_rr",
+	"rps_ff",
+};
+
+/*
+ * Whether the comma-separated @list (NULL: the default) asks for @m.
+ * incpu_n (listener i sets SO_INCOMING_CPU i: one listener per CPU id,
+ * as on an N-CPU machine, seen from CPU 0) only counts selections: it is
+ * run only when named.
+ */
+static bool want(const char *list, enum mech m)
+{
+	if (!list)
+		return m != INCPU_N;
+	return strstr(list, mech_name[m]);
+}
 
 static int ncpus;
 /*
@@ -296,6 +314,9 @@ static void group_open(struct group *g, enum mech m, int n, int cap)
 		if (m == INCPU &&
 		    setsockopt(fd, SOL_SOCKET, SO_INCOMING_CPU, &g->cpu[i],
 			       sizeof(int)))
+			die("SO_INCOMING_CPU");
+		if (m == INCPU_N &&
+		    setsockopt(fd, SOL_SOCKET, SO_INCOMING_CPU, &i, sizeof(i)))
 			die("SO_INCOMING_CPU");
 		if (bind(fd, (struct sockaddr *)&g->addr, sizeof(g->addr)))
 			die("bind");
@@ -1727,7 +1748,7 @@ int main(int argc, char **argv)
 
 		reps = atoi(argv[3]);
 		for (m = 0; m < NMECH; m++)
-			wanted[m] = argc < 5 || strstr(argv[4], mech_name[m]);
+			wanted[m] = want(argc < 5 ? NULL : argv[4], m);
 		if (rps_setup())
 			die("RPS and tracefs setup");
 		printf("R test=setup mode=rps cpus=%d conns=%d reps=%d\n",
@@ -1777,7 +1798,7 @@ int main(int argc, char **argv)
 		if (reps < 1 || reps > 16)
 			reps = 3;
 		for (m = 0; m < NMECH; m++)
-			wanted[m] = argc < 6 || strstr(argv[5], mech_name[m]);
+			wanted[m] = want(argc < 6 ? NULL : argv[5], m);
 		printf("R test=setup mode=icount cpus=%d reps=%d\n", ncpus,
 		       reps);
 		/* First, while no socket has used SO_REUSERPS. */
@@ -1794,7 +1815,7 @@ int main(int argc, char **argv)
 	printf("R test=setup cpus=%d secs=%.1f reps=%d ff_cap=%d\n", ncpus,
 	       secs, reps, ff_cap);
 	for (m = 0; m < NMECH; m++)
-		wanted[m] = !only || strstr(only, mech_name[m]);
+		wanted[m] = want(only, m);
 	for (r = 0; r < reps; r++)
 		for (m = 0; m < NMECH; m++)
 			if (wanted[m])

@@ -90,6 +90,7 @@ const _: () = {
     assert!(offset_of!(bindings::reuserps_req, cpus_len) == 12);
     assert!(offset_of!(bindings::reuserps_req, cpus) == 16);
     assert!(offset_of!(bindings::reuserps_req, max_pending) == 24);
+    assert!(offset_of!(bindings::reuserps_req, reserved) == 28);
     assert!(size_of::<bindings::reuserps_info>() == bindings::REUSERPS_INFO_SIZE_VER1 as usize);
     assert!(offset_of!(bindings::reuserps_info, policy) == 0);
     assert!(offset_of!(bindings::reuserps_info, max_conns) == 4);
@@ -215,9 +216,8 @@ pub unsafe extern "C" fn reuserps_check_req(
 ///
 /// # Safety
 ///
-/// `backlog` must be NULL or stay readable while the listener is
-/// registered and for an RCU grace period after it is marked gone (the
-/// listening socket's `sk_ack_backlog`).
+/// `backlog` must be NULL or meet what [`Listener::set_backlog`] asks:
+/// the listening socket's `sk_ack_backlog`.
 #[export]
 pub unsafe extern "C" fn reuserps_listener_new(
     max_conns: u32,

@@ -531,6 +531,52 @@ mod tests {
         Ok(())
     }
 
+    /// A stalled listener passed over after a full one is not noted as
+    /// full: no bell rings when accept() empties its queue, and it must
+    /// get connections again at once.
+    #[test]
+    fn max_pending_not_noted_full() -> Result {
+        let qb = Cell::new(0u32);
+        let a = Listener::new(1, GFP_KERNEL)?;
+        let b = Listener::new(0, GFP_KERNEL)?;
+        let c = Listener::new(0, GFP_KERNEL)?;
+        // SAFETY: The queue outlives the listener's use here, and only
+        // this thread touches it.
+        unsafe { b.set_backlog(qb.as_ptr()) };
+        b.set_max_pending(1);
+        let m = mask_of(&[0]);
+        let t = Group::new(Policy::FillFirst, 10, &a, &m, GFP_KERNEL)?;
+        let t = t.with_member(11, &b, &m, GFP_KERNEL)?;
+        let t = t.with_member(12, &c, &m, GFP_KERNEL)?;
+        let bell = Bell::new(GFP_KERNEL)?;
+        let t = t.with_bell(&bell, GFP_KERNEL)?;
+        // SAFETY: The bell outlives the listeners' releases here.
+        unsafe {
+            a.set_bell(&*bell);
+            b.set_bell(&*bell);
+            c.set_bell(&*bell);
+        }
+        assert!(a.admit());
+        qb.set(1);
+        // A is full and noted so; B is stalled: C.
+        assert_eq!(t.select(0, 0), Pick::Cpu(12));
+        assert_eq!(t.select(0, 0), Pick::Cpu(12));
+        let rung = bell.value();
+        qb.set(0);
+        // B's queue emptied, no bell: B, not C, and A still skipped.
+        assert_eq!(t.select(0, 0), Pick::Cpu(11));
+        assert_eq!(bell.value(), rung);
+        assert!(a.release());
+        assert_eq!(t.select(0, 0), Pick::Cpu(10));
+        // SAFETY: No release reads the bell after this.
+        unsafe {
+            a.set_bell(core::ptr::null());
+            b.set_bell(core::ptr::null());
+            c.set_bell(core::ptr::null());
+        }
+        Ok(())
+    }
+
     /// 256 listeners over 256 CPUs, one rebuild per join, then selection.
     #[test]
     fn many() -> Result {

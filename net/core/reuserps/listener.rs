@@ -83,9 +83,10 @@ struct Gate {
     ///
     /// # Invariants
     ///
-    /// 0, or the address of a `u32` that stays readable while the
-    /// listener is registered and for an RCU grace period after (see
-    /// [`Listener::set_backlog`]).
+    /// 0, or the address of an aligned `u32` that stays readable while a
+    /// published table names the listener in an even registration that
+    /// is still its own, and for an RCU grace period after (see
+    /// [`Listener::set_backlog`]); others only write it atomically then.
     backlog: Atomic<usize>,
 }
 
@@ -237,17 +238,22 @@ impl Listener {
             return false;
         }
         let max = gate_cap(g);
-        (max == 0 || self.counts.0.active.load(Relaxed) < max) && !self.stalled(stall)
+        (max == 0 || self.counts.0.active.load(Relaxed) < max) && !self.stalled(reg, stall)
     }
 
     /// Whether `stall` asks to pass over a stalled listener and this one
     /// is: its accept queue holds `max_pending` connections or more.  Only
-    /// for a listener found registered in a table, whose socket is alive.
+    /// for a listener its caller found in registration `reg`, read from a
+    /// table under RCU: then its socket is alive.
     #[inline]
-    fn stalled(&self, stall: Stall<'_>) -> bool {
+    fn stalled(&self, reg: u32, stall: Stall<'_>) -> bool {
         let Some(seen) = stall else {
             return false;
         };
+        // An odd registration is no member's: its socket may be gone.
+        if reg & 1 != 0 {
+            return false;
+        }
         let max = self.gate.0.max_pending.load(Relaxed);
         if max == 0 || self.pending() < max {
             return false;
@@ -257,7 +263,8 @@ impl Listener {
     }
 
     /// The socket's unaccepted connections (its `sk_ack_backlog`), 0 if
-    /// it has not said where they are.  Only while it is registered.
+    /// it has not said where they are.  Only as [`Listener::stalled`]
+    /// calls it.
     fn pending(&self) -> u32 {
         let b = self.gate.0.backlog.load(Relaxed);
         if b == 0 {
@@ -265,9 +272,11 @@ impl Listener {
         }
         let p = core::ptr::with_exposed_provenance_mut::<u32>(b);
         // SAFETY: By the invariants of `Gate::backlog`, a non-zero address
-        // is that of a `u32` readable while the listener is registered,
-        // which the callers checked; the socket writes it with
-        // WRITE_ONCE(), so this reads it as READ_ONCE() does.
+        // is that of an aligned `u32`, readable here: the caller found the
+        // listener in its current, even registration through a table
+        // under RCU.  Meanwhile the listening socket writes it only with
+        // WRITE_ONCE() (sk_acceptq_added() and _removed()), so this reads
+        // it as READ_ONCE() does.
         unsafe { Atomic::from_ptr(p) }.load(Relaxed)
     }
 
@@ -283,7 +292,7 @@ impl Listener {
         }
         let max = gate_cap(g);
         let a = self.counts.0.active.load(Relaxed);
-        ((max == 0 || a < max) && !self.stalled(stall)).then_some(a)
+        ((max == 0 || a < max) && !self.stalled(reg, stall)).then_some(a)
     }
 
     /// Its current registration, for a table being built.
@@ -368,11 +377,12 @@ impl Listener {
     ///
     /// # Safety
     ///
-    /// `backlog` must be NULL or point to a `u32` that stays readable
-    /// while the listener is registered and for an RCU grace period after
-    /// it is marked gone (C: the listening socket's `sk_ack_backlog`; TCP
-    /// listeners are freed after a grace period, and selection runs under
-    /// RCU).
+    /// `backlog` must be NULL or point to an aligned `u32` that stays
+    /// readable while a published table names the listener in its current
+    /// registration, and for an RCU grace period after it is marked gone;
+    /// written only atomically meanwhile (C: the socket's `sk_ack_backlog`:
+    /// tables name a listener once it is hashed, TCP listeners are freed
+    /// after a grace period, and selection runs under RCU).
     pub(crate) unsafe fn set_backlog(&self, backlog: *const u32) {
         // INVARIANT: the caller guarantees `backlog` is NULL or readable.
         self.gate

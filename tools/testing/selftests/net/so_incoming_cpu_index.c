@@ -30,7 +30,7 @@
 
 /* Not indexed by the kernel: no CPU can match these. */
 #define CPU_UNSET	-1
-#define CPU_BOGUS	(1 << 20)
+#define CPU_BOGUS	(1024 * 1024)
 
 FIXTURE(incpu)
 {
@@ -89,7 +89,8 @@ FIXTURE_SETUP(incpu)
 	cpu_set_t set;
 	int cpu;
 
-	ASSERT_EQ(unshare(CLONE_NEWNET), 0);
+	if (unshare(CLONE_NEWNET))
+		SKIP(return, "unshare(CLONE_NEWNET): %s", strerror(errno));
 	ASSERT_EQ(system("ip link set lo up"), 0);
 
 	write_sysctl(_metadata, "/proc/sys/net/ipv4/ip_local_port_range",
@@ -126,7 +127,7 @@ FIXTURE_TEARDOWN(incpu)
 }
 
 static void set_incoming_cpu(struct __test_metadata *_metadata,
-			     FIXTURE_DATA(incpu) *self, int i, int cpu)
+			     struct _test_data_incpu *self, int i, int cpu)
 {
 	ASSERT_EQ(setsockopt(self->fds[i], SOL_SOCKET, SO_INCOMING_CPU,
 			     &cpu, sizeof(cpu)), 0);
@@ -134,7 +135,7 @@ static void set_incoming_cpu(struct __test_metadata *_metadata,
 }
 
 static void do_listen(struct __test_metadata *_metadata,
-		      FIXTURE_DATA(incpu) *self, int i)
+		      struct _test_data_incpu *self, int i)
 {
 	if (self->type == SOCK_STREAM)
 		ASSERT_EQ(listen(self->fds[i], 4096), 0);
@@ -144,7 +145,7 @@ static void do_listen(struct __test_metadata *_metadata,
  * even members and after listen() on odd ones, to cover both paths.
  */
 static int add_sock(struct __test_metadata *_metadata,
-		    FIXTURE_DATA(incpu) *self, int cpu)
+		    struct _test_data_incpu *self, int cpu)
 {
 	socklen_t len = sizeof(self->addr);
 	int i = self->nr_fds, fd;
@@ -178,7 +179,7 @@ static int add_sock(struct __test_metadata *_metadata,
 	return i;
 }
 
-static void close_sock(FIXTURE_DATA(incpu) *self, int i)
+static void close_sock(struct _test_data_incpu *self, int i)
 {
 	close(self->fds[i]);
 	self->fds[i] = -1;
@@ -195,7 +196,7 @@ static void pin(struct __test_metadata *_metadata, int cpu)
 
 /* Send nr TCP connections or UDP datagrams from distinct source ports. */
 static void send_from(struct __test_metadata *_metadata,
-		      FIXTURE_DATA(incpu) *self, int cpu, int nr)
+		      struct _test_data_incpu *self, int cpu, int nr)
 {
 	int i, fd;
 
@@ -219,7 +220,7 @@ static void send_from(struct __test_metadata *_metadata,
 
 /* Receive nr connections or datagrams, counting them per member. */
 static void receive(struct __test_metadata *_metadata,
-		    FIXTURE_DATA(incpu) *self, int cpu, int nr)
+		    struct _test_data_incpu *self, int cpu, int nr)
 {
 	int i, fd, val, total = 0, last = 0, idle = 0;
 	struct pollfd pfd[MAX_SOCKS];
@@ -279,7 +280,7 @@ static void receive(struct __test_metadata *_metadata,
  * fit in the queues.
  */
 static void transfer(struct __test_metadata *_metadata,
-		     FIXTURE_DATA(incpu) *self, int cpu, int nr)
+		     struct _test_data_incpu *self, int cpu, int nr)
 {
 	int i, batch;
 
@@ -293,7 +294,7 @@ static void transfer(struct __test_metadata *_metadata,
 	}
 }
 
-static int nr_members_of(FIXTURE_DATA(incpu) *self, int cpu)
+static int nr_members_of(struct _test_data_incpu *self, int cpu)
 {
 	int i, nr = 0;
 
@@ -309,7 +310,7 @@ static int nr_members_of(FIXTURE_DATA(incpu) *self, int cpu)
  * so each member wins for the positions up to it from the previous member.
  */
 static void check_cpu(struct __test_metadata *_metadata,
-		      FIXTURE_DATA(incpu) *self, int cpu, bool all)
+		      struct _test_data_incpu *self, int cpu, bool all)
 {
 	int i, nr = self->type == SOCK_DGRAM ? NR_DGRAMS : NR_CONNS;
 
@@ -340,7 +341,7 @@ static void check_cpu(struct __test_metadata *_metadata,
  * starts: all of them get some.
  */
 static void check_no_member(struct __test_metadata *_metadata,
-			    FIXTURE_DATA(incpu) *self, int cpu, int nr)
+			    struct _test_data_incpu *self, int cpu, int nr)
 {
 	int i;
 
@@ -361,7 +362,7 @@ static void check_no_member(struct __test_metadata *_metadata,
 
 /* Several members per CPU, interleaved with members that match no CPU. */
 static void add_rounds(struct __test_metadata *_metadata,
-		       FIXTURE_DATA(incpu) *self, int rounds, bool others)
+		       struct _test_data_incpu *self, int rounds, bool others)
 {
 	int r, c;
 
@@ -380,7 +381,7 @@ static void add_rounds(struct __test_metadata *_metadata,
 }
 
 static void check_all_cpus(struct __test_metadata *_metadata,
-			   FIXTURE_DATA(incpu) *self, bool all)
+			   struct _test_data_incpu *self, bool all)
 {
 	int c;
 
@@ -469,6 +470,7 @@ TEST_F(incpu, close_members)
 TEST_F(incpu, shutdown_and_listen_again)
 {
 	int a = self->cpus[0], b = self->cpus[1];
+	int i, used;
 
 	/* shutdown() moves a listener to the closed section of the group
 	 * and releases its port, bind() and listen() bring it back at the
@@ -500,8 +502,13 @@ TEST_F(incpu, shutdown_and_listen_again)
 	self->fd_cpu[1] = CPU_BOGUS;
 	close_sock(self, 3);
 	check_cpu(_metadata, self, a, true);
+	/* Every connection from b finds a listener (transfer() checks),
+	 * the one at the hash's position: more than one of them.
+	 */
 	transfer(_metadata, self, b, NR_CONNS);
-	EXPECT_EQ(self->count[1], 0);
+	for (i = 0, used = 0; i < self->nr_fds; i++)
+		used += self->count[i] > 0;
+	EXPECT_GE(used, 2);
 }
 
 TEST_F(incpu, many_members)
