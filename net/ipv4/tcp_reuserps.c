@@ -585,7 +585,7 @@ size_t tcp_reuserps_diag_size(const struct sock *sk)
 	if (!sk_reuserps_requested(sk))
 		return 0;
 	return nla_total_size(0) +			/* the nest */
-	       5 * nla_total_size(sizeof(u32)) +	/* policy ... max_pending */
+	       5 * nla_total_size(sizeof(u32)) +	/* the u32s */
 	       2 * nla_total_size_64bit(sizeof(u64)) +	/* total, skips */
 	       nla_total_size(mask);
 }
