@@ -81,21 +81,8 @@ echo "reuserps_stat_json $((60 * slow)) $out/reuserps_stat_json" >>"$manifest"
 cp "$build/bpf/bpf_peer_exact" "$out/"
 echo "bpf_peer_exact $((120 * slow)) $out/bpf_peer_exact" >>"$manifest"
 
-# The upstream reuseport family, compiled directly (the net/ Makefile
-# builds far more), with the libraries net/Makefile gives them.
-net=$src/tools/testing/selftests/net
-tmo=240 # net/settings says 3600: for the whole of net/, not these.
-for p in reuseport_bpf reuseport_bpf_cpu reuseport_bpf_numa \
-	reuseport_dualstack reuseport_addr_any so_incoming_cpu \
-	so_incoming_cpu_index; do
-	libs=(-lpthread)
-	[ "$p" = reuseport_bpf_numa ] && libs+=(-lnuma)
-	# As lib.mk builds them (-D_GNU_SOURCE=), without -Werror: their
-	# warnings are upstream's.
-	gcc -static -O2 -Wall -D_GNU_SOURCE= -isystem "$hdr" -I"$net/.." \
-		-I"$net/lib" -o "$out/$p" "$net/$p.c" "${libs[@]}"
-	echo "$p $tmo $out/$p" >>"$manifest"
-done
+# The upstream reuseport family and so_incoming_cpu_index.
+"$here/upstream-tests.sh" "$src" "$hdr" "$out" "$manifest"
 # Last: nothing the programs above did may have leaked (kmemleak).
 echo "kmemleak 300 $here/kmemleak-check.sh" >>"$manifest"
 echo "build-tests: $(wc -l <"$manifest") program(s) in $manifest"

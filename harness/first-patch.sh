@@ -51,14 +51,5 @@ KSRC=$wt KOUT=$build/kbuild-first \
 rm -rf "$out"
 mkdir -p "$out"
 : >"$out/first.manifest"
-net=$wt/tools/testing/selftests/net
-for p in reuseport_bpf reuseport_bpf_cpu reuseport_bpf_numa \
-	reuseport_dualstack reuseport_addr_any so_incoming_cpu \
-	so_incoming_cpu_index; do
-	libs=(-lpthread)
-	[ "$p" = reuseport_bpf_numa ] && libs+=(-lnuma)
-	gcc -static -O2 -Wall -D_GNU_SOURCE= -isystem "$hdr" -I"$net/.." \
-		-I"$net/lib" -o "$out/$p" "$net/$p.c" "${libs[@]}"
-	echo "$p 240 $out/$p" >>"$out/first.manifest"
-done
+"$here/upstream-tests.sh" "$wt" "$hdr" "$out" "$out/first.manifest"
 echo "first-patch: $(wc -l <"$out/first.manifest") program(s)"

@@ -758,21 +758,27 @@ static void *rps_server_main(void *arg)
 	return NULL;
 }
 
+/* One connection to @addr, closed at once; -1 if connect() failed. */
+static int connect_close(const struct sockaddr_in *addr)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0), err;
+
+	if (fd < 0)
+		die("socket");
+	err = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
+	close(fd);
+	return err ? -1 : 0;
+}
+
 static void *rps_client_main(void *arg)
 {
 	struct rps_client *c = arg;
 	int k;
 
 	pin(c->cpu);
-	for (k = 0; k < c->conns; k++) {
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-		if (fd < 0)
-			die("socket");
-		if (connect(fd, (struct sockaddr *)c->addr, sizeof(*c->addr)))
+	for (k = 0; k < c->conns; k++)
+		if (connect_close(c->addr))
 			die("connect under RPS");
-		close(fd);
-	}
 	return NULL;
 }
 
@@ -1170,15 +1176,9 @@ static void *stall_client_main(void *arg)
 	int k;
 
 	pin(c->cpu);
-	for (k = 0; k < c->conns; k++) {
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-		if (fd < 0)
-			die("socket");
-		if (connect(fd, (struct sockaddr *)c->addr, sizeof(*c->addr)))
+	for (k = 0; k < c->conns; k++)
+		if (connect_close(c->addr))
 			c->failed++;
-		close(fd);
-	}
 	return NULL;
 }
 

@@ -22,6 +22,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -790,18 +791,19 @@ static inline struct reuserps_info info_of(struct __test_metadata *_metadata,
 }
 
 /*
- * Waits up to 20 s for the listener's active count to reach @want (a
- * request that expires takes its first SYN+ACK timeout, 1 s); returns the
- * last count read.
+ * Waits up to 20 s for the __u32 of struct reuserps_info at @off to reach
+ * @want; returns the last value read.
  */
-static inline __u32 wait_active(struct __test_metadata *_metadata, int fd,
-				__u32 want)
+static inline __u32 wait_info(struct __test_metadata *_metadata, int fd,
+			      size_t off, __u32 want)
 {
+	struct reuserps_info info;
 	__u32 now = ~0U;
 	int i;
 
 	for (i = 0; i < 2000; i++) {
-		now = info_of(_metadata, fd).active_conns;
+		info = info_of(_metadata, fd);
+		memcpy(&now, (char *)&info + off, sizeof(now));
 		if (now == want)
 			break;
 		usleep(10000);
@@ -810,23 +812,25 @@ static inline __u32 wait_active(struct __test_metadata *_metadata, int fd,
 }
 
 /*
- * Waits up to 20 s for the listener's accept queue (pending, VER1) to
- * hold @want connections: the handshake's last ACK may still be on its
- * way when connect() returns.  Returns the last length read.
+ * The listener's active count (a request that expires takes its first
+ * SYN+ACK timeout, 1 s).
+ */
+static inline __u32 wait_active(struct __test_metadata *_metadata, int fd,
+				__u32 want)
+{
+	return wait_info(_metadata, fd,
+			 offsetof(struct reuserps_info, active_conns), want);
+}
+
+/*
+ * The listener's accept queue (pending, VER1): the handshake's last ACK
+ * may still be on its way when connect() returns.
  */
 static inline __u32 wait_pending(struct __test_metadata *_metadata, int fd,
 				 __u32 want)
 {
-	__u32 now = ~0U;
-	int i;
-
-	for (i = 0; i < 2000; i++) {
-		now = info_of(_metadata, fd).pending;
-		if (now == want)
-			break;
-		usleep(10000);
-	}
-	return now;
+	return wait_info(_metadata, fd, offsetof(struct reuserps_info, pending),
+			 want);
 }
 
 /*
